@@ -1,0 +1,41 @@
+# fraudpipe: the two commands are `make demo` (run the main job on embedded defaults) and
+# `make test` (every test). See README.md.
+
+GO      ?= go
+BIN     := bin/fraudpipe
+OUT     := out
+DEMO_ARGS ?= --customers 2000 --terminals 4000 --days 60
+
+.PHONY: all build demo test vet fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/fraudpipe
+
+# A labelled synthetic stream, replayed through the whole pipeline with the built-in
+# config: velocity features, CEL rules, the SQLite ledger, decisions and dead letters.
+demo: build
+	@mkdir -p $(OUT)
+	$(BIN) gen --seed 1 $(DEMO_ARGS) --out $(OUT)/transactions.ndjson
+	$(BIN) replay --input $(OUT)/transactions.ndjson --out $(OUT)/decisions.ndjson --ledger $(OUT)/ledger.db
+	@echo "decisions: $(OUT)/decisions.ndjson  dead letters: $(OUT)/decisions.dead.ndjson  ledger: $(OUT)/ledger.db"
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+test: vet
+	$(GO) test -race -count=1 ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for a bounded time; new failures land in testdata/fuzz of the package.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeTransaction$$' -fuzztime $(FUZZTIME) ./pipeline
+
+bench:
+	scripts/bench
+
+clean:
+	rm -rf bin $(OUT)

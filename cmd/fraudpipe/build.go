@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"github.com/fraudpipe/fraudpipe/ledger"
+	"github.com/fraudpipe/fraudpipe/pipeline"
+	"github.com/fraudpipe/fraudpipe/pipeline/config"
+	"github.com/fraudpipe/fraudpipe/pipeline/window"
+	"github.com/fraudpipe/fraudpipe/scorers/rules"
+	"github.com/fraudpipe/fraudpipe/scorers/velocity"
+	filesink "github.com/fraudpipe/fraudpipe/sinks/file"
+)
+
+// loadConfig reads the config at path, or returns the built-in default when path is empty.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+// stack is an engine and what it owns, closed together.
+type stack struct {
+	engine  *pipeline.Engine
+	ledger  pipeline.Ledger
+	sinks   []pipeline.Sink
+	dead    pipeline.Sink
+	ruleSet *rules.RuleSet
+}
+
+// outputs says where a stack writes; empty paths discard.
+type outputs struct {
+	decisions   string
+	deadLetters string
+	ledgerPath  string // overrides the config's ledger path when set
+}
+
+// build wires the engine that cfg describes.
+func build(cfg *config.Config, out outputs) (_ *stack, err error) {
+	st := &stack{}
+	defer func() {
+		if err != nil {
+			st.close(context.Background())
+		}
+	}()
+	schema := pipeline.NewFeatureSchema()
+	var scorers []pipeline.ScorerFactory
+	if cfg.Scoring.Velocity.Enabled {
+		wc := window.Config{MaxEvents: cfg.Windows.MaxEvents, TTL: time.Duration(cfg.Windows.TTL)}
+		for _, d := range cfg.Windows.Durations {
+			wc.Durations = append(wc.Durations, time.Duration(d))
+		}
+		v, err := velocity.New(velocity.Config{
+			Windows:    wc,
+			NightStart: cfg.Scoring.Velocity.NightStart,
+			NightEnd:   cfg.Scoring.Velocity.NightEnd,
+		}, schema)
+		if err != nil {
+			return nil, err
+		}
+		scorers = append(scorers, v)
+	}
+	if f := cfg.Scoring.Rules.File; f != "" {
+		st.ruleSet, err = rules.Load(cfg.Resolve(f), schema)
+	} else {
+		st.ruleSet, err = rules.Default(schema)
+	}
+	if err != nil {
+		return nil, err
+	}
+	scorers = append(scorers, st.ruleSet)
+
+	switch cfg.Ledger.Driver {
+	case "sqlite":
+		path := cfg.Resolve(cfg.Ledger.Path)
+		if out.ledgerPath != "" {
+			path = out.ledgerPath
+		}
+		limit := cfg.Ledger.DefaultLimit
+		if _, err := limit.Minor(2); err != nil {
+			return nil, fmt.Errorf("ledger.default_limit: %w", err)
+		}
+		l, err := ledger.OpenSQLite(path, ledger.Options{
+			DefaultLimit: func(c pipeline.Currency) int64 {
+				m, _ := limit.Minor(c.Digits)
+				return m
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		st.ledger = l
+	case "none":
+	default:
+		return nil, fmt.Errorf("ledger.driver %q is not supported", cfg.Ledger.Driver)
+	}
+
+	if out.decisions != "" {
+		var names []string
+		if cfg.Output.Features {
+			names = schema.Names()
+		}
+		s, err := filesink.Create(out.decisions, filesink.Options{Kind: filesink.Decisions, Features: names})
+		if err != nil {
+			return nil, err
+		}
+		st.sinks = append(st.sinks, s)
+	}
+	if out.deadLetters != "" {
+		s, err := filesink.Create(out.deadLetters, filesink.Options{Kind: filesink.DeadLetters})
+		if err != nil {
+			return nil, err
+		}
+		st.dead = s
+	}
+	st.engine, err = pipeline.NewEngine(pipeline.EngineOptions{
+		Config: pipeline.EngineConfig{
+			Partitions:     cfg.Engine.Partitions,
+			QueueBatches:   cfg.Engine.QueueBatches,
+			DedupTTL:       time.Duration(cfg.Engine.DedupTTL),
+			LedgerBatch:    cfg.Ledger.BatchSize,
+			LedgerMaxDelay: time.Duration(cfg.Ledger.MaxDelay),
+			KeepFeatures:   cfg.Output.Features,
+		},
+		Schema:      schema,
+		Scorers:     scorers,
+		Ledger:      st.ledger,
+		Sinks:       st.sinks,
+		DeadLetters: st.dead,
+	})
+	return st, err
+}
+
+// close flushes and closes the sinks and the ledger, reporting every failure.
+func (st *stack) close(ctx context.Context) error {
+	var errs []error
+	for _, s := range st.sinks {
+		errs = append(errs, s.Close(ctx))
+	}
+	if st.dead != nil {
+		errs = append(errs, st.dead.Close(ctx))
+	}
+	if st.ledger != nil {
+		errs = append(errs, st.ledger.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// tempLedger returns a path for a throwaway SQLite ledger and a function that removes it.
+func tempLedger() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "fraudpipe-ledger-")
+	if err != nil {
+		return "", nil, fmt.Errorf("temporary ledger: %w", err)
+	}
+	return dir + "/ledger.db", func() { os.RemoveAll(dir) }, nil
+}
+
+// startCPUProfile writes a CPU profile to path until the returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/fraudpipe/fraudpipe/pipeline"
+	filesource "github.com/fraudpipe/fraudpipe/sources/file"
+)
+
+func cmdReplay(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("replay", "[--config FILE] --input FILE --out FILE [--dead-letters FILE]",
+		`Feeds a recorded NDJSON stream (plain or gzip, - for standard input) through the same
+engine as 'run', in event time, as fast as it can, and writes one decision per valid
+transaction to --out. The same input and config give byte-identical decisions. Invalid
+lines go to the dead-letters file with their reason. Without --config the built-in default
+config is used. Approved payments are posted to a fresh temporary ledger unless --ledger
+names one. A summary is printed to standard error when done.`, stdout)
+	cfgPath := fs.String("config", "", "config file (default: the built-in config)")
+	input := fs.String("input", "", "recorded stream to replay (required; - for standard input)")
+	out := fs.String("out", "", "decisions file to write (required; - for standard output)")
+	dead := fs.String("dead-letters", "", "dead-letters file (default: --out with .dead.ndjson in place of its extension)")
+	feedback := fs.String("feedback", "", "feedback events (confirmed fraud) to feed delayed-label features")
+	ledgerPath := fs.String("ledger", "", "SQLite ledger file to post to (default: a fresh temporary one)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if *input == "" {
+		return &usageError{"--input is required"}
+	}
+	if *out == "" {
+		return &usageError{"--out is required"}
+	}
+	if *feedback != "" {
+		return &usageError{"--feedback is not supported by this build's scorers"}
+	}
+	if *dead == "" {
+		*dead = deadLettersPath(*out)
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	src, err := filesource.Open(*input, cfg.Engine.BatchSize)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if *ledgerPath == "" && cfg.Ledger.Driver != "none" {
+		path, cleanup, err := tempLedger()
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		*ledgerPath = path
+	}
+	st, err := build(cfg, outputs{decisions: *out, deadLetters: *dead, ledgerPath: *ledgerPath})
+	if err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	runErr := st.engine.Run(ctx, src)
+	closeErr := st.close(context.Background())
+	if runErr != nil {
+		return runErr
+	}
+	if closeErr != nil {
+		return closeErr
+	}
+	writeSummary(stderr, "replay", st.engine.Stats(), *dead)
+	return nil
+}
+
+// deadLettersPath puts .dead.ndjson in place of the extension of the decisions path.
+func deadLettersPath(out string) string {
+	if out == "-" {
+		return "dead-letters.ndjson"
+	}
+	base := out
+	for _, ext := range []string{".gz", filepath.Ext(strings.TrimSuffix(out, ".gz"))} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	return base + ".dead.ndjson"
+}
+
+func writeSummary(w io.Writer, what string, s pipeline.Stats, deadPath string) {
+	secs := s.Elapsed.Seconds()
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(s.Events) / secs
+	}
+	fmt.Fprintf(w, "%s: %d events in %.2fs (%.0f tx/s)\n", what, s.Events, secs, rate)
+	fmt.Fprintf(w, "  decided:      %d (approve %d, review %d, decline %d)\n", s.Decided,
+		s.ByOutcome[pipeline.Approve], s.ByOutcome[pipeline.Review], s.ByOutcome[pipeline.Decline])
+	fmt.Fprintf(w, "  ledger:       posted %d, rejected %d, duplicate %d, skipped %d\n",
+		s.ByLedger[pipeline.LedgerPosted], s.ByLedger[pipeline.LedgerRejected],
+		s.ByLedger[pipeline.LedgerDuplicate], s.ByLedger[pipeline.LedgerSkipped])
+	fmt.Fprintf(w, "  dead letters: %d", s.DeadLetterTotal())
+	if n := s.DeadLetterTotal(); n > 0 {
+		codes := make([]string, 0, len(s.DeadLetters))
+		for c := range s.DeadLetters {
+			codes = append(codes, c)
+		}
+		sort.Strings(codes)
+		parts := make([]string, len(codes))
+		for i, c := range codes {
+			parts[i] = fmt.Sprintf("%s %d", c, s.DeadLetters[c])
+		}
+		fmt.Fprintf(w, " (%s) in %s", strings.Join(parts, ", "), deadPath)
+	}
+	fmt.Fprintf(w, "\n  duplicates:   %d\n", s.Duplicates)
+}

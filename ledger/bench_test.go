@@ -1,0 +1,111 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fraudpipe/fraudpipe/pipeline"
+)
+
+// BenchmarkPost posts batches of 4096 fresh transactions from 5,000 payer accounts to
+// 10,000 merchant accounts, all of which exist already. One op is one posted request.
+// "sequential" ids grow like tx-0000000001; "random" ids are 16 random hex digits, which
+// land anywhere in the tx_id index.
+func BenchmarkPost(b *testing.B) {
+	for _, random := range []bool{false, true} {
+		name := "sequential"
+		if random {
+			name = "random"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkPost(b, random) })
+	}
+}
+
+func benchmarkPost(b *testing.B, randomIDs bool) {
+	const (
+		batch     = 4096
+		payers    = 5_000
+		merchants = 10_000
+	)
+	s := openTest(b, "", Options{DefaultLimit: flatLimit(1 << 50)})
+	ctx := context.Background()
+	payerIDs := make([]string, payers)
+	for i := range payerIDs {
+		payerIDs[i] = fmt.Sprintf("acct-%05d", i)
+	}
+	merchantIDs := make([]string, merchants)
+	for i := range merchantIDs {
+		merchantIDs[i] = fmt.Sprintf("m-%05d", i)
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	seq := 0
+	reqs := make([]pipeline.PostRequest, batch)
+	fill := func(n int) []pipeline.PostRequest {
+		for i := range n {
+			seq++
+			var id string
+			if randomIDs {
+				id = strconv.FormatUint(rng.Uint64()|1<<63, 16)
+			} else {
+				id = fmt.Sprintf("tx-%010d", seq)
+			}
+			reqs[i] = pipeline.PostRequest{
+				TxID: id, TS: 1_700_000_000_000 + int64(seq), Amount: 1 + rng.Int64N(50_000), Currency: eur,
+				Payer: payerIDs[rng.IntN(payers)], Payee: merchantIDs[rng.IntN(merchants)],
+			}
+		}
+		return reqs[:n]
+	}
+	check := func(reqs []pipeline.PostRequest) {
+		for i := range reqs {
+			if reqs[i].Status != pipeline.LedgerPosted {
+				b.Fatalf("request %d: %s %s", i, reqs[i].Status, reqs[i].Reason)
+			}
+		}
+	}
+	// Create every account first: the benchmark measures the steady state.
+	for i := 0; i < merchants; i += batch {
+		r := fill(batch)
+		for j := range r {
+			r[j].Payer, r[j].Payee = payerIDs[(i+j)%payers], merchantIDs[(i+j)%merchants]
+		}
+		post(b, s, r...)
+	}
+
+	var cpu time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(batch, b.N-done)
+		b.StopTimer()
+		r := fill(n)
+		c0 := cpuTime()
+		b.StartTimer()
+		if err := s.Post(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cpu += cpuTime() - c0
+		check(r)
+		b.StartTimer()
+		done += n
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the CPU time, user and system, the process has used: on a busy machine it
+// measures the ledger's own work better than the wall clock does.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,41 @@
+// Package ledger is fraudpipe's double-entry ledger: approved payments are posted to it as
+// balanced entries, idempotently by transaction id, and refused when they would take a
+// customer account past its limit.
+//
+// # Model
+//
+// Every posted transaction is one entry with two postings in the transaction's currency:
+// the payer account is debited (-amount) and the payee, the merchant's settlement account,
+// is credited (+amount). The postings of an entry, and so of every currency, sum to zero.
+// Amounts are signed integers of minor units (cents), never floating point.
+//
+// Accounts are created on first use: a payer as kind customer with the default limit of its
+// currency (Options.DefaultLimit), a payee as kind merchant. An account's currency is fixed
+// by its first posting; a later transaction in another currency is rejected with
+// ReasonCurrencyMismatch. A customer account's balance may reach exactly -limit and no
+// lower: a payment that would go further is rejected with ReasonInsufficientFunds. Merchant
+// and system accounts have no limit (their credit_limit column is 0 and is not checked).
+//
+// # The SQLite store
+//
+// SQLiteStore (OpenSQLite) keeps the ledger in one SQLite file through the pure-Go driver
+// modernc.org/sqlite. The store is the file's single writer: it holds every account's
+// balance and limit in memory, loaded at open, decides each request there, and writes a
+// whole Post batch in one database transaction (group commit) with multi-row INSERT
+// statements. Transaction ids are not held in memory: duplicates are found with one indexed
+// lookup per chunk of the batch's ids. Post returns after COMMIT; when the commit fails the
+// in-memory balances are restored and no request is reported posted.
+//
+// # Durability
+//
+// The database runs in WAL mode. With Options.Synchronous "normal" (the default) a commit
+// appends to the write-ahead log without waiting for fsync: a committed batch survives a
+// crash of the process, but an operating-system crash or power loss can lose the last
+// batches committed before it (the database stays consistent, it only goes back in time).
+// That is the trade-off the pipeline can afford if it calls SQLiteStore.Sync before it
+// records a checkpoint: Sync checkpoints the log with fsync, so every batch posted before
+// the checkpoint survives power loss, and batches after it that are lost are posted again
+// when the sources are replayed from the checkpoint (the ledger is idempotent by
+// transaction id). Synchronous "full" fsyncs the log on every commit instead: every batch
+// Post returns is durable against power loss, at the cost of one fsync per batch.
+package ledger

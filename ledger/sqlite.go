@@ -1,0 +1,306 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fraudpipe/fraudpipe/pipeline"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Reason codes a rejected PostRequest carries in its Reason field.
+const (
+	// ReasonInsufficientFunds: the payment would take the payer below minus its limit.
+	ReasonInsufficientFunds = "ledger:insufficient_funds"
+	// ReasonCurrencyMismatch: the payer's or the payee's account holds another currency.
+	ReasonCurrencyMismatch = "ledger:currency_mismatch"
+	// ReasonInvalidRequest: an empty id, account or currency, or an amount <= 0.
+	ReasonInvalidRequest = "ledger:invalid_request"
+	// ReasonSameAccount: the payer and the payee are the same account.
+	ReasonSameAccount = "ledger:same_account"
+	// ReasonBalanceOverflow: a balance would leave the int64 range.
+	ReasonBalanceOverflow = "ledger:balance_overflow"
+)
+
+// ErrClosed is returned by a store's methods after Close.
+var ErrClosed = errors.New("ledger: store is closed")
+
+// ErrAccountNotFound is returned (wrapped) by Balance for an account the ledger has never
+// posted to.
+var ErrAccountNotFound = errors.New("account not found")
+
+// Synchronous settings of Options.Synchronous.
+const (
+	SyncNormal = "normal"
+	SyncFull   = "full"
+)
+
+// Options configures OpenSQLite. The zero value is usable: no credit for new customer
+// accounts, synchronous "normal", a 5 s busy timeout and the default cache sizes.
+type Options struct {
+	// DefaultLimit returns the credit limit, in minor units of the currency, that a customer
+	// account gets when it is created by its first posting: its balance may go down to
+	// minus this and no further. Nil, or a negative result, means no credit (limit 0).
+	// MajorUnitsLimit builds one from a decimal in major units such as "10000.00".
+	DefaultLimit func(currency pipeline.Currency) int64
+
+	// Synchronous is "normal" (default) or "full"; see the package documentation on
+	// durability.
+	Synchronous string
+
+	// BusyTimeout is how long a statement waits for a lock another connection holds
+	// (default 5 s).
+	BusyTimeout time.Duration
+
+	// CacheSizeKiB is the page cache of each connection in KiB (default 65536, 64 MiB).
+	CacheSizeKiB int
+
+	// MmapSize is how many bytes of the file are memory-mapped for reading (default
+	// 256 MiB; negative disables mmap).
+	MmapSize int64
+
+	// Now returns the wall-clock time recorded as posted_at and created_ts (default
+	// time.Now).
+	Now func() time.Time
+}
+
+// Kind is the kind of an account.
+type Kind string
+
+// Account kinds.
+const (
+	KindCustomer Kind = "customer" // a payer; limited by its credit limit
+	KindMerchant Kind = "merchant" // a merchant's settlement account; no limit
+	KindSystem   Kind = "system"   // the ledger's own accounts; no limit
+)
+
+// account is the in-memory, authoritative state of one account.
+type account struct {
+	rowid    int64 // of its row in the accounts table
+	id       string
+	currency string
+	kind     Kind
+	limit    int64
+	balance  int64
+	created  int64
+	gen      uint64 // the batch that last touched it
+}
+
+// SQLiteStore is the ledger in an embedded SQLite file. It implements pipeline.Ledger.
+// Post is meant for one goroutine (the engine's ledger stage) but every method is safe
+// for concurrent use: a Post excludes Balance, and Verify and Stats read a snapshot on
+// their own connections.
+type SQLiteStore struct {
+	path string
+	opts Options
+
+	w   *rawConn // the single writer connection
+	rdb *sql.DB  // read-only connections for Verify and Stats
+
+	mu        sync.RWMutex
+	closed    bool
+	broken    error // set when a failed batch could not be rolled back
+	accounts  map[string]*account
+	nextSeq   int64 // of the next entry
+	nextRowid int64 // of the next account
+	gen       uint64
+
+	// scratch reused by Post, guarded by mu
+	batch    postBatch
+	stmts    map[stmtKey]*rawStmt
+	hookTest func(stage string) error // tests inject failures here
+}
+
+// OpenSQLite opens the ledger in the SQLite file at path, creating it if absent, brings
+// its schema up to date and loads the accounts into memory. The store must be the only
+// writer of the file.
+func OpenSQLite(path string, opts Options) (*SQLiteStore, error) {
+	if path == "" {
+		return nil, errors.New("ledger: open sqlite: empty path")
+	}
+	if err := opts.normalize(); err != nil {
+		return nil, fmt.Errorf("ledger: open sqlite %s: %w", path, err)
+	}
+	s := &SQLiteStore{
+		path:      path,
+		opts:      opts,
+		accounts:  make(map[string]*account),
+		nextRowid: 1,
+		stmts:     make(map[stmtKey]*rawStmt),
+	}
+	if err := s.open(); err != nil {
+		s.closeDB()
+		return nil, fmt.Errorf("ledger: open sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (o *Options) normalize() error {
+	switch strings.ToLower(o.Synchronous) {
+	case "", SyncNormal:
+		o.Synchronous = SyncNormal
+	case SyncFull:
+		o.Synchronous = SyncFull
+	default:
+		return fmt.Errorf("synchronous %q: want %q or %q", o.Synchronous, SyncNormal, SyncFull)
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.CacheSizeKiB <= 0 {
+		o.CacheSizeKiB = 64 << 10
+	}
+	if o.MmapSize == 0 {
+		o.MmapSize = 256 << 20
+	} else if o.MmapSize < 0 {
+		o.MmapSize = 0
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// uriPath escapes the characters that end or escape the path of a file: URI.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
+// pragmas returns the connection settings of the writer (readOnly false) or of a reader.
+func (s *SQLiteStore) pragmas(readOnly bool) []string {
+	p := append(strings.Fields(os.Getenv("LEDGER_PRAGMAS")), []string{
+		fmt.Sprintf("busy_timeout = %d", s.opts.BusyTimeout.Milliseconds()),
+		"journal_mode = WAL",
+		"synchronous = " + s.opts.Synchronous,
+		fmt.Sprintf("cache_size = %d", -s.opts.CacheSizeKiB),
+		fmt.Sprintf("mmap_size = %d", s.opts.MmapSize),
+		"temp_store = MEMORY",
+		"foreign_keys = OFF",
+	}...)
+	if readOnly {
+		p = append(p, "query_only = ON")
+	}
+	return p
+}
+
+func (s *SQLiteStore) open() error {
+	var err error
+	if s.w, err = openRaw(s.path); err != nil {
+		return err
+	}
+	for _, p := range s.pragmas(false) {
+		if err := s.w.query("PRAGMA "+p, func(*rawStmt) error { return nil }); err != nil {
+			return fmt.Errorf("pragma %s: %w", p, err)
+		}
+	}
+	var mode string
+	if err := s.w.query("PRAGMA journal_mode", func(r *rawStmt) error { mode = r.columnText(0); return nil }); err != nil {
+		return fmt.Errorf("journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	if err := migrate(s.w); err != nil {
+		return err
+	}
+	if err := s.load(); err != nil {
+		return err
+	}
+	q := url.Values{}
+	for _, p := range s.pragmas(true) {
+		q.Add("_pragma", strings.Replace(p, " = ", "(", 1)+")")
+	}
+	if s.rdb, err = sql.Open("sqlite", "file:"+uriPath.Replace(s.path)+"?"+q.Encode()); err != nil {
+		return err
+	}
+	s.rdb.SetMaxOpenConns(4)
+	s.rdb.SetMaxIdleConns(1)
+	return nil
+}
+
+// load reads every account and the last entry sequence number.
+func (s *SQLiteStore) load() error {
+	err := s.w.query(`SELECT rowid, id, currency, kind, credit_limit, balance, coalesce(created_ts, 0) FROM accounts`,
+		func(r *rawStmt) error {
+			a := &account{
+				rowid: r.columnInt64(0), id: r.columnText(1), currency: r.columnText(2), kind: Kind(r.columnText(3)),
+				limit: r.columnInt64(4), balance: r.columnInt64(5), created: r.columnInt64(6),
+			}
+			s.accounts[a.id] = a
+			s.nextRowid = max(s.nextRowid, a.rowid+1)
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("load accounts: %w", err)
+	}
+	err = s.w.query(`SELECT coalesce(max(seq), 0) FROM entries`, func(r *rawStmt) error {
+		s.nextSeq = r.columnInt64(0) + 1
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load last entry: %w", err)
+	}
+	return nil
+}
+
+// Sync makes every batch that Post has returned durable against power loss: it
+// checkpoints the write-ahead log into the database file with fsync. With synchronous
+// "full" every commit is durable already and Sync only shortens the log. Call it before a
+// pipeline checkpoint is recorded.
+func (s *SQLiteStore) Sync(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ledger: sync: %w", err)
+	}
+	var busy, logFrames, done int64
+	err := s.w.query("PRAGMA wal_checkpoint(FULL)", func(r *rawStmt) error {
+		busy, logFrames, done = r.columnInt64(0), r.columnInt64(1), r.columnInt64(2)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: sync: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("ledger: sync: checkpoint blocked by a reader (%d of %d log frames copied)", done, logFrames)
+	}
+	return nil
+}
+
+// Close closes the store; Post returns ErrClosed afterwards. It is safe to call twice.
+func (s *SQLiteStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.closeDB(); err != nil {
+		return fmt.Errorf("ledger: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *SQLiteStore) closeDB() error {
+	var errs []error
+	for k, st := range s.stmts {
+		st.close()
+		delete(s.stmts, k)
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.close())
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	return errors.Join(errs...)
+}

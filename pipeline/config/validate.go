@@ -1,0 +1,137 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// maxMinorDigits is the most minor-unit digits of any payment currency (ISO 4217: UYW has 4);
+// ledger.default_limit must convert to minor units of every currency.
+const maxMinorDigits = 4
+
+// Validate checks what the field types alone cannot: ranges, orderings and fields that
+// depend on each other. Load and Parse call it; call it again after changing a Config in
+// code. It returns a *Error listing every problem, with the line where the offending field
+// was set when the config came from a file.
+func (c *Config) Validate() error {
+	if issues := c.validate(); len(issues) > 0 {
+		return &Error{Issues: issues}
+	}
+	return nil
+}
+
+// validator collects the issues of one Validate call.
+type validator struct {
+	c      *Config
+	issues []Issue
+}
+
+// add records a problem with the field at path, at the position it was set in the file.
+func (v *validator) add(path, format string, args ...any) {
+	is := Issue{Path: path, Msg: path + ": " + fmt.Sprintf(format, args...)}
+	if v.c.src != nil {
+		is.File = v.c.src.file
+		p := v.c.src.lines[path]
+		is.Line, is.Column = p.line, p.col
+	}
+	v.issues = append(v.issues, is)
+}
+
+func (c *Config) validate() []Issue {
+	v := &validator{c: c}
+	v.enums(reflect.ValueOf(c).Elem(), "")
+
+	e := c.Engine
+	if e.Partitions < 0 {
+		v.add("engine.partitions", "must be 0 (one per CPU) or more, got %d", e.Partitions)
+	}
+	if e.BatchSize <= 0 {
+		v.add("engine.batch_size", "must be 1 or more, got %d", e.BatchSize)
+	}
+	if e.QueueBatches <= 0 {
+		v.add("engine.queue_batches", "must be 1 or more, got %d", e.QueueBatches)
+	}
+	v.positive("engine.dedup_ttl", e.DedupTTL)
+
+	w := c.Windows
+	if len(w.Durations) == 0 {
+		v.add("windows.durations", "must list at least one window length, such as [1h, 1d, 7d, 30d]")
+	}
+	for i, d := range w.Durations {
+		path := fmt.Sprintf("windows.durations[%d]", i)
+		switch {
+		case d <= 0:
+			v.add(path, "must be longer than 0, got %s", d)
+		case i > 0 && d <= w.Durations[i-1]:
+			v.add(path, "%s is not longer than the window before it (%s): list windows shortest first, each once",
+				d, w.Durations[i-1])
+		}
+	}
+	if w.MaxEvents < 1 {
+		v.add("windows.max_events", "must be 1 or more, got %d", w.MaxEvents)
+	}
+	if v.positive("windows.ttl", w.TTL) {
+		var longest Duration
+		for _, d := range w.Durations {
+			longest = max(longest, d)
+		}
+		if w.TTL < longest {
+			v.add("windows.ttl", "%s is shorter than the longest window (%s): a card would be forgotten while still inside it",
+				w.TTL, longest)
+		}
+	}
+
+	vel := c.Scoring.Velocity
+	v.hour("scoring.velocity.night_start_hour", vel.NightStart)
+	v.hour("scoring.velocity.night_end_hour", vel.NightEnd)
+
+	l := c.Ledger
+	if l.Driver == "sqlite" && l.Path == "" {
+		v.add("ledger.path", "must name the SQLite database file when ledger.driver is sqlite")
+	}
+	if l.BatchSize <= 0 {
+		v.add("ledger.batch_size", "must be 1 or more, got %d", l.BatchSize)
+	}
+	v.positive("ledger.max_delay", l.MaxDelay)
+	if l.DefaultLimit.Sign() < 0 {
+		v.add("ledger.default_limit", "must be 0 or more, got %s", l.DefaultLimit)
+	} else if _, err := l.DefaultLimit.Minor(maxMinorDigits); errors.Is(err, ErrDecimalPrecision) {
+		v.add("ledger.default_limit", "%s has more fraction digits than any currency (%d)", l.DefaultLimit, maxMinorDigits)
+	} else if err != nil {
+		v.add("ledger.default_limit", "%s is too large to hold in minor units", l.DefaultLimit)
+	}
+	return v.issues
+}
+
+// positive checks that a duration is longer than 0 and reports whether it is.
+func (v *validator) positive(path string, d Duration) bool {
+	if d <= 0 {
+		v.add(path, "must be longer than 0, got %s", d)
+		return false
+	}
+	return true
+}
+
+// hour checks an hour of the day.
+func (v *validator) hour(path string, h int) {
+	if h < 0 || h > 23 {
+		v.add(path, "must be an hour from 0 to 23, got %d", h)
+	}
+}
+
+// enums checks every field with an enum tag, for Configs built or changed in code (decoding
+// already refuses values outside the enum).
+func (v *validator) enums(val reflect.Value, path string) {
+	for _, f := range fieldsOf(val.Type()) {
+		fv := val.Field(f.index)
+		child := joinPath(path, f.name)
+		if bad, ok := badEnum(fv, f.enum); ok {
+			v.add(child, "%q is not one of %s", bad, strings.Join(f.enum, ", "))
+		}
+		if fv.Kind() == reflect.Struct && isBlock(fv.Type()) {
+			v.enums(fv, child)
+		}
+	}
+}

@@ -1,0 +1,757 @@
+package pipeline
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Limits on one input event. A line past them is a dead letter, never a crash or a stall.
+const (
+	MaxLineBytes = 64 << 10 // longest accepted input line
+	MaxIDLen     = 128      // longest transaction id
+	MaxFieldLen  = 256      // longest other string field
+	maxDepth     = 32       // deepest nesting of an ignored value
+)
+
+// Dead-letter reason codes. A dead letter's reason is "<code>: <detail>"; tools group by code.
+const (
+	ReasonInvalidJSON     = "invalid_json"
+	ReasonMissingField    = "missing_field"
+	ReasonBadField        = "bad_field"
+	ReasonBadAmount       = "bad_amount"
+	ReasonUnknownCurrency = "unknown_currency"
+	ReasonBadTime         = "bad_ts"
+	ReasonTooLong         = "too_long"
+	ReasonDuplicateID     = "duplicate_id"
+)
+
+// DecodeError is why an input event was refused; its Error is the dead-letter reason.
+type DecodeError struct {
+	Code   string
+	Detail string
+}
+
+func (e *DecodeError) Error() string { return e.Code + ": " + e.Detail }
+
+func decodeErr(code, detail string) *DecodeError { return &DecodeError{Code: code, Detail: detail} }
+
+// field bits of the required fields, to report the first one missing.
+const (
+	fID = 1 << iota
+	fTS
+	fCard
+	fAccount
+	fMerchant
+	fAmount
+	fCurrency
+	fRequired = fID | fTS | fCard | fAccount | fMerchant | fAmount | fCurrency
+)
+
+var requiredNames = [...]string{"id", "ts", "card_id", "account_id", "merchant_id", "amount", "currency"}
+
+// DecodeTransaction parses and validates one JSON transaction (CONTRACT.md). Field strings
+// share the memory of one copy of line, so the caller may reuse line afterwards. It never
+// goes through float64 for the amount. The error is a *DecodeError.
+func DecodeTransaction(line []byte, tx *Transaction) error {
+	*tx = Transaction{}
+	if len(line) > MaxLineBytes {
+		return decodeErr(ReasonTooLong, "line over "+strconv.Itoa(MaxLineBytes)+" bytes")
+	}
+	d := decoder{s: string(line)}
+	var seen int
+	var amountText string
+	var amountIsNumber bool
+	err := d.object(func(key string) error {
+		switch key {
+		case "id":
+			v, err := d.stringField(key, MaxIDLen)
+			tx.ID = v
+			seen |= nonEmpty(v, fID)
+			return err
+		case "ts":
+			v, err := d.stringField(key, MaxFieldLen)
+			tx.TSText = v
+			seen |= nonEmpty(v, fTS)
+			return err
+		case "card_id":
+			v, err := d.stringField(key, MaxFieldLen)
+			tx.CardID = v
+			seen |= nonEmpty(v, fCard)
+			return err
+		case "account_id":
+			v, err := d.stringField(key, MaxFieldLen)
+			tx.AccountID = v
+			seen |= nonEmpty(v, fAccount)
+			return err
+		case "merchant_id":
+			v, err := d.stringField(key, MaxFieldLen)
+			tx.MerchantID = v
+			seen |= nonEmpty(v, fMerchant)
+			return err
+		case "currency":
+			v, err := d.stringField(key, MaxFieldLen)
+			if v != "" {
+				tx.Currency.Code = v
+				seen |= fCurrency
+			}
+			return err
+		case "amount":
+			d.ws()
+			if d.peek() == '"' {
+				v, err := d.str(MaxFieldLen)
+				if err != nil {
+					return err
+				}
+				amountText, amountIsNumber = v, false
+			} else if d.peek() == 'n' {
+				return d.literal("null")
+			} else {
+				v, err := d.number()
+				if err != nil {
+					return err
+				}
+				amountText, amountIsNumber = v, true
+			}
+			seen |= fAmount
+			return nil
+		case "customer_id":
+			v, err := d.stringField(key, MaxFieldLen)
+			tx.CustomerID = v
+			return err
+		case "terminal_id":
+			v, err := d.stringField(key, MaxFieldLen)
+			tx.TerminalID = v
+			return err
+		case "device_id":
+			v, err := d.stringField(key, MaxFieldLen)
+			tx.DeviceID = v
+			return err
+		case "ip":
+			v, err := d.stringField(key, MaxFieldLen)
+			tx.IP = v
+			return err
+		case "channel":
+			v, err := d.stringField(key, MaxFieldLen)
+			if err != nil || v == "" {
+				return err
+			}
+			c, ok := ParseChannel(v)
+			if !ok {
+				return decodeErr(ReasonBadField, "channel "+strconv.Quote(v)+" is not one of pos, ecom, atm, transfer")
+			}
+			tx.Channel = c
+			return nil
+		case "mcc":
+			v, err := d.stringField(key, MaxFieldLen)
+			if err != nil || v == "" {
+				return err
+			}
+			if len(v) != 4 || !allDigits(v) {
+				return decodeErr(ReasonBadField, "mcc "+strconv.Quote(v)+" is not a 4-digit code")
+			}
+			tx.MCC = v
+			return nil
+		case "country":
+			v, err := d.stringField(key, MaxFieldLen)
+			if err != nil || v == "" {
+				return err
+			}
+			if len(v) != 2 || v[0] < 'A' || v[0] > 'Z' || v[1] < 'A' || v[1] > 'Z' {
+				return decodeErr(ReasonBadField, "country "+strconv.Quote(v)+" is not an ISO 3166-1 alpha-2 code")
+			}
+			tx.Country = v
+			return nil
+		case "lat", "lon":
+			f, present, err := d.floatField(key)
+			if err != nil || !present {
+				return err
+			}
+			if key == "lat" {
+				if f < -90 || f > 90 {
+					return decodeErr(ReasonBadField, "lat out of range [-90, 90]")
+				}
+				tx.Lat = f
+				seen |= 1 << 20
+			} else {
+				if f < -180 || f > 180 {
+					return decodeErr(ReasonBadField, "lon out of range [-180, 180]")
+				}
+				tx.Lon = f
+				seen |= 1 << 21
+			}
+			return nil
+		case "label":
+			return d.label(&tx.Label)
+		default:
+			return d.skip(0)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if seen&fRequired != fRequired {
+		for i, n := range requiredNames {
+			if seen&(1<<i) == 0 {
+				return decodeErr(ReasonMissingField, n+" is required")
+			}
+		}
+	}
+	tx.HasGeo = seen&(3<<20) == 3<<20
+	digits, ok := currencies[tx.Currency.Code]
+	if !ok {
+		return decodeErr(ReasonUnknownCurrency, strconv.Quote(tx.Currency.Code)+" is not an ISO 4217 currency code")
+	}
+	tx.Currency.Digits = digits
+	amt, aerr := ParseAmount(amountText, digits)
+	if aerr != nil {
+		what := strconv.Quote(amountText)
+		if amountIsNumber {
+			what = amountText
+		}
+		switch aerr {
+		case ErrAmountPrecision:
+			return decodeErr(ReasonBadAmount, what+" has more fraction digits than "+tx.Currency.Code+" ("+strconv.Itoa(digits)+")")
+		case ErrAmountRange:
+			return decodeErr(ReasonBadAmount, what+" is out of range")
+		default:
+			return decodeErr(ReasonBadAmount, what+" is not a plain decimal number")
+		}
+	}
+	if amt <= 0 {
+		return decodeErr(ReasonBadAmount, "amount must be > 0, got "+amountText)
+	}
+	tx.Amount = amt
+	ts, terr := ParseTime(tx.TSText)
+	if terr != nil {
+		return decodeErr(ReasonBadTime, strconv.Quote(tx.TSText)+" is not an RFC 3339 time with a zone")
+	}
+	tx.TS = ts
+	return nil
+}
+
+// DecodeFeedback parses one feedback event: {"kind":"feedback","id":…,"ts":…,"fraud":bool}.
+func DecodeFeedback(line []byte, fb *Feedback) error {
+	*fb = Feedback{}
+	if len(line) > MaxLineBytes {
+		return decodeErr(ReasonTooLong, "line over "+strconv.Itoa(MaxLineBytes)+" bytes")
+	}
+	d := decoder{s: string(line)}
+	var seen int
+	err := d.object(func(key string) error {
+		switch key {
+		case "id":
+			v, err := d.stringField(key, MaxIDLen)
+			fb.ID = v
+			seen |= nonEmpty(v, 1)
+			return err
+		case "ts":
+			v, err := d.stringField(key, MaxFieldLen)
+			fb.TSText = v
+			seen |= nonEmpty(v, 2)
+			return err
+		case "fraud":
+			b, present, err := d.boolField(key)
+			fb.Fraud = b
+			if present {
+				seen |= 4
+			}
+			return err
+		case "kind":
+			v, err := d.stringField(key, MaxFieldLen)
+			if err == nil && v != "feedback" {
+				return decodeErr(ReasonBadField, "kind "+strconv.Quote(v)+" is not \"feedback\"")
+			}
+			return err
+		default:
+			return d.skip(0)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for i, n := range [...]string{"id", "ts", "fraud"} {
+		if seen&(1<<i) == 0 {
+			return decodeErr(ReasonMissingField, n+" is required")
+		}
+	}
+	ts, terr := ParseTime(fb.TSText)
+	if terr != nil {
+		return decodeErr(ReasonBadTime, strconv.Quote(fb.TSText)+" is not an RFC 3339 time with a zone")
+	}
+	fb.TS = ts
+	return nil
+}
+
+// ParseTime parses an RFC 3339 time that carries a zone ("Z" or "±hh:mm") into Unix
+// milliseconds. Fractions below a millisecond are truncated.
+func ParseTime(s string) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, err
+	}
+	return t.UnixMilli(), nil
+}
+
+func nonEmpty(v string, bit int) int {
+	if v == "" {
+		return 0
+	}
+	return bit
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// decoder is a small JSON scanner for flat event objects. Strings without escapes are
+// substrings of s, so a decoded event costs one allocation for the whole line.
+type decoder struct {
+	s   string
+	pos int
+}
+
+func (d *decoder) syntax(what string) error {
+	return decodeErr(ReasonInvalidJSON, what+" at byte "+strconv.Itoa(d.pos))
+}
+
+func (d *decoder) ws() {
+	for d.pos < len(d.s) {
+		switch d.s[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (d *decoder) peek() byte {
+	if d.pos < len(d.s) {
+		return d.s[d.pos]
+	}
+	return 0
+}
+
+// object parses a top-level object, calling field for each key with the decoder positioned
+// at the value, and insists on nothing but white space after it.
+func (d *decoder) object(field func(key string) error) error {
+	d.ws()
+	if d.peek() != '{' {
+		if d.pos >= len(d.s) {
+			return decodeErr(ReasonInvalidJSON, "empty line")
+		}
+		return d.syntax("expected a JSON object")
+	}
+	d.pos++
+	d.ws()
+	if d.peek() == '}' {
+		d.pos++
+	} else {
+		for {
+			d.ws()
+			if d.peek() != '"' {
+				return d.syntax("expected a field name")
+			}
+			key, err := d.str(MaxLineBytes)
+			if err != nil {
+				return err
+			}
+			d.ws()
+			if d.peek() != ':' {
+				return d.syntax("expected ':'")
+			}
+			d.pos++
+			d.ws()
+			if err := field(key); err != nil {
+				return err
+			}
+			d.ws()
+			c := d.peek()
+			d.pos++
+			if c == '}' {
+				break
+			}
+			if c != ',' {
+				d.pos--
+				return d.syntax("expected ',' or '}'")
+			}
+		}
+	}
+	d.ws()
+	if d.pos != len(d.s) {
+		return d.syntax("unexpected data after the object")
+	}
+	return nil
+}
+
+// stringField reads a string or null value; null reads as "".
+func (d *decoder) stringField(key string, max int) (string, error) {
+	switch d.peek() {
+	case '"':
+		v, err := d.str(max)
+		if err != nil {
+			if de, ok := err.(*DecodeError); ok && de.Code == ReasonTooLong {
+				de.Detail = key + " longer than " + strconv.Itoa(max) + " bytes"
+			}
+		}
+		return v, err
+	case 'n':
+		return "", d.literal("null")
+	}
+	if err := d.skip(0); err != nil {
+		return "", err
+	}
+	return "", decodeErr(ReasonBadField, key+" must be a string")
+}
+
+func (d *decoder) floatField(key string) (float64, bool, error) {
+	switch c := d.peek(); {
+	case c == 'n':
+		return 0, false, d.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		t, err := d.number()
+		if err != nil {
+			return 0, false, err
+		}
+		f, err := strconv.ParseFloat(t, 64)
+		if err != nil {
+			return 0, false, decodeErr(ReasonBadField, key+" "+t+" is out of range")
+		}
+		return f, true, nil
+	}
+	if err := d.skip(0); err != nil {
+		return 0, false, err
+	}
+	return 0, false, decodeErr(ReasonBadField, key+" must be a number")
+}
+
+func (d *decoder) boolField(key string) (bool, bool, error) {
+	switch d.peek() {
+	case 't':
+		return true, true, d.literal("true")
+	case 'f':
+		return false, true, d.literal("false")
+	case 'n':
+		return false, false, d.literal("null")
+	}
+	if err := d.skip(0); err != nil {
+		return false, false, err
+	}
+	return false, false, decodeErr(ReasonBadField, key+" must be true or false")
+}
+
+func (d *decoder) label(l *Label) error {
+	switch d.peek() {
+	case 'n':
+		return d.literal("null")
+	case '{':
+	default:
+		if err := d.skip(0); err != nil {
+			return err
+		}
+		return decodeErr(ReasonBadField, "label must be an object")
+	}
+	d.pos++
+	l.Present = true
+	d.ws()
+	if d.peek() == '}' {
+		d.pos++
+		return nil
+	}
+	for {
+		d.ws()
+		if d.peek() != '"' {
+			return d.syntax("expected a field name")
+		}
+		key, err := d.str(MaxLineBytes)
+		if err != nil {
+			return err
+		}
+		d.ws()
+		if d.peek() != ':' {
+			return d.syntax("expected ':'")
+		}
+		d.pos++
+		d.ws()
+		switch key {
+		case "fraud":
+			b, _, err := d.boolField("label.fraud")
+			if err != nil {
+				return err
+			}
+			l.Fraud = b
+		case "scenario":
+			switch c := d.peek(); {
+			case c == '"':
+				v, err := d.str(MaxFieldLen)
+				if err != nil {
+					return err
+				}
+				l.Scenario = v
+			case c == '-' || (c >= '0' && c <= '9'):
+				v, err := d.number()
+				if err != nil {
+					return err
+				}
+				l.Scenario = v
+			default:
+				if err := d.skip(0); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := d.skip(1); err != nil {
+				return err
+			}
+		}
+		d.ws()
+		c := d.peek()
+		d.pos++
+		if c == '}' {
+			return nil
+		}
+		if c != ',' {
+			d.pos--
+			return d.syntax("expected ',' or '}'")
+		}
+	}
+}
+
+func (d *decoder) literal(lit string) error {
+	if len(d.s)-d.pos >= len(lit) && d.s[d.pos:d.pos+len(lit)] == lit {
+		d.pos += len(lit)
+		return nil
+	}
+	return d.syntax("invalid literal")
+}
+
+// number scans a JSON number and returns its text.
+func (d *decoder) number() (string, error) {
+	start := d.pos
+	if d.peek() == '-' {
+		d.pos++
+	}
+	switch c := d.peek(); {
+	case c == '0':
+		d.pos++
+	case c >= '1' && c <= '9':
+		for d.pos < len(d.s) && d.s[d.pos] >= '0' && d.s[d.pos] <= '9' {
+			d.pos++
+		}
+	default:
+		return "", d.syntax("invalid number")
+	}
+	if d.peek() == '.' {
+		d.pos++
+		n := d.pos
+		for d.pos < len(d.s) && d.s[d.pos] >= '0' && d.s[d.pos] <= '9' {
+			d.pos++
+		}
+		if d.pos == n {
+			return "", d.syntax("invalid number")
+		}
+	}
+	if c := d.peek(); c == 'e' || c == 'E' {
+		d.pos++
+		if c := d.peek(); c == '+' || c == '-' {
+			d.pos++
+		}
+		n := d.pos
+		for d.pos < len(d.s) && d.s[d.pos] >= '0' && d.s[d.pos] <= '9' {
+			d.pos++
+		}
+		if d.pos == n {
+			return "", d.syntax("invalid number")
+		}
+	}
+	return d.s[start:d.pos], nil
+}
+
+// str scans a JSON string at d.pos and returns its value, at most max bytes long.
+func (d *decoder) str(max int) (string, error) {
+	d.pos++ // opening quote
+	start := d.pos
+	ascii := true
+	for d.pos < len(d.s) {
+		c := d.s[d.pos]
+		switch {
+		case c == '"':
+			v := d.s[start:d.pos]
+			d.pos++
+			if !ascii && !utf8.ValidString(v) {
+				return "", decodeErr(ReasonInvalidJSON, "string is not valid UTF-8")
+			}
+			if len(v) > max {
+				return "", decodeErr(ReasonTooLong, "string longer than "+strconv.Itoa(max)+" bytes")
+			}
+			return v, nil
+		case c == '\\':
+			return d.strEscaped(start, max)
+		case c < 0x20:
+			return "", d.syntax("control character in string")
+		case c >= 0x80:
+			ascii = false
+		}
+		d.pos++
+	}
+	return "", d.syntax("unterminated string")
+}
+
+func (d *decoder) strEscaped(start, max int) (string, error) {
+	buf := make([]byte, 0, d.pos-start+16)
+	buf = append(buf, d.s[start:d.pos]...)
+	for d.pos < len(d.s) {
+		c := d.s[d.pos]
+		switch {
+		case c == '"':
+			d.pos++
+			if !utf8.Valid(buf) {
+				return "", decodeErr(ReasonInvalidJSON, "string is not valid UTF-8")
+			}
+			if len(buf) > max {
+				return "", decodeErr(ReasonTooLong, "string longer than "+strconv.Itoa(max)+" bytes")
+			}
+			return string(buf), nil
+		case c < 0x20:
+			return "", d.syntax("control character in string")
+		case c != '\\':
+			buf = append(buf, c)
+			d.pos++
+			continue
+		}
+		d.pos++
+		if d.pos >= len(d.s) {
+			break
+		}
+		e := d.s[d.pos]
+		d.pos++
+		switch e {
+		case '"', '\\', '/':
+			buf = append(buf, e)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			r, ok := d.hex4()
+			if !ok {
+				return "", d.syntax("invalid \\u escape")
+			}
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if len(d.s)-d.pos >= 6 && d.s[d.pos] == '\\' && d.s[d.pos+1] == 'u' {
+					d.pos += 2
+					r2, ok = d.hex4()
+					if !ok {
+						return "", d.syntax("invalid \\u escape")
+					}
+				}
+				r = utf16.DecodeRune(r, r2)
+			}
+			buf = utf8.AppendRune(buf, r)
+		default:
+			return "", d.syntax("invalid escape")
+		}
+	}
+	return "", d.syntax("unterminated string")
+}
+
+func (d *decoder) hex4() (rune, bool) {
+	if len(d.s)-d.pos < 4 {
+		return 0, false
+	}
+	var r rune
+	for i := 0; i < 4; i++ {
+		c := d.s[d.pos+i]
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	d.pos += 4
+	return r, true
+}
+
+// skip passes over any JSON value, refusing nesting deeper than maxDepth.
+func (d *decoder) skip(depth int) error {
+	if depth > maxDepth {
+		return decodeErr(ReasonInvalidJSON, "nesting deeper than "+strconv.Itoa(maxDepth))
+	}
+	d.ws()
+	switch c := d.peek(); {
+	case c == '"':
+		_, err := d.str(MaxLineBytes)
+		return err
+	case c == '{' || c == '[':
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		d.pos++
+		d.ws()
+		if d.peek() == closer {
+			d.pos++
+			return nil
+		}
+		for {
+			d.ws()
+			if c == '{' {
+				if d.peek() != '"' {
+					return d.syntax("expected a field name")
+				}
+				if _, err := d.str(MaxLineBytes); err != nil {
+					return err
+				}
+				d.ws()
+				if d.peek() != ':' {
+					return d.syntax("expected ':'")
+				}
+				d.pos++
+			}
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+			d.ws()
+			n := d.peek()
+			d.pos++
+			if n == closer {
+				return nil
+			}
+			if n != ',' {
+				d.pos--
+				return d.syntax("expected ',' or '" + string(closer) + "'")
+			}
+		}
+	case c == 't':
+		return d.literal("true")
+	case c == 'f':
+		return d.literal("false")
+	case c == 'n':
+		return d.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		_, err := d.number()
+		return err
+	case c == 0 && d.pos >= len(d.s):
+		return d.syntax("unexpected end of input")
+	}
+	return d.syntax("unexpected character")
+}

@@ -1,0 +1,128 @@
+package pipeline
+
+import (
+	"strings"
+	"time"
+)
+
+// partition owns the state of the keys hashed to it: its scorers' windows and the ids it
+// has seen. Only its own goroutine touches it.
+type partition struct {
+	id       int
+	scorers  []Scorer
+	eval     Eval
+	keep     bool
+	model    string
+	rules    string
+	dedup    dedup
+	reasons  []string
+	declines []string
+	reviews  []string
+}
+
+func newPartition(id int, e *Engine) (*partition, error) {
+	p := &partition{
+		id:    id,
+		keep:  e.cfg.KeepFeatures,
+		model: e.model,
+		rules: e.rules,
+		dedup: newDedup(e.cfg.DedupTTL),
+	}
+	for _, f := range e.factories {
+		s, err := f.NewScorer(id)
+		if err != nil {
+			return nil, err
+		}
+		p.scorers = append(p.scorers, s)
+	}
+	p.eval.Features = make([]float64, e.schema.Len())
+	return p, nil
+}
+
+func (p *partition) run(in <-chan subBatch) {
+	for sb := range in {
+		for _, i := range sb.idx {
+			p.process(&sb.b.events[i])
+		}
+		sb.b.pending.Done()
+	}
+}
+
+func (p *partition) process(ev *Event) {
+	if p.dedup.seen(ev.Tx.ID, ev.Tx.TS) {
+		ev.Err = &DecodeError{Code: ReasonDuplicateID, Detail: "transaction id " + ev.Tx.ID + " was already decided"}
+		return
+	}
+	e := &p.eval
+	e.Tx = &ev.Tx
+	clear(e.Features)
+	e.Score, e.HasScore = 0, false
+	e.Hits = e.Hits[:0]
+	for _, s := range p.scorers {
+		s.Score(e)
+	}
+	d := &ev.Decision
+	d.Score, d.HasScore = e.Score, e.HasScore
+	d.Model, d.Rules = p.model, p.rules
+	d.Ledger = LedgerSkipped
+	d.Outcome = Approve
+	// Reasons: declines, then reviews, then tags, each in the order the scorers gave them.
+	if len(e.Hits) > 0 {
+		p.declines, p.reviews, p.reasons = p.declines[:0], p.reviews[:0], p.reasons[:0]
+		for _, h := range e.Hits {
+			switch h.Outcome {
+			case Decline:
+				p.declines = append(p.declines, h.Reason)
+			case Review:
+				p.reviews = append(p.reviews, h.Reason)
+			default:
+				p.reasons = append(p.reasons, h.Reason)
+			}
+			if h.Outcome > d.Outcome {
+				d.Outcome = h.Outcome
+			}
+		}
+		r := make([]string, 0, len(e.Hits))
+		r = append(r, p.declines...)
+		r = append(r, p.reviews...)
+		r = append(r, p.reasons...)
+		d.Reasons = r
+	}
+	if p.keep {
+		ev.Features = append([]float64(nil), e.Features...)
+	}
+}
+
+// dedup remembers transaction ids for at least ttl of event time, in two generations: ids
+// go into the current one; when event time passes the generation's end, the older is
+// dropped. Memory is bounded by the ids of two generations.
+type dedup struct {
+	ttl       int64
+	cur, prev map[string]struct{}
+	curEnd    int64
+}
+
+func newDedup(ttl time.Duration) dedup {
+	return dedup{ttl: ttl.Milliseconds(), cur: make(map[string]struct{}), prev: make(map[string]struct{})}
+}
+
+// seen reports whether id was recorded before, and records it.
+func (d *dedup) seen(id string, ts int64) bool {
+	if ts >= d.curEnd {
+		if d.curEnd == 0 || ts >= d.curEnd+d.ttl {
+			clear(d.prev)
+		} else {
+			d.prev = d.cur
+		}
+		d.cur = make(map[string]struct{}, len(d.prev))
+		d.curEnd = ts + d.ttl
+	}
+	if _, ok := d.cur[id]; ok {
+		return true
+	}
+	if _, ok := d.prev[id]; ok {
+		return true
+	}
+	d.cur[strings.Clone(id)] = struct{}{}
+	return false
+}

@@ -1,0 +1,84 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrEndOfInput is returned by a Source that has no more messages (a file read to its end).
+var ErrEndOfInput = errors.New("end of input")
+
+// Message is one raw input event and where it came from.
+type Message struct {
+	Data []byte
+	Pos  int64 // position in the source: byte offset, stream sequence, ...
+}
+
+// Source reads raw events. The engine decodes and validates them, so a source only moves
+// bytes and positions. ReadBatch returns ErrEndOfInput when a finite source is exhausted;
+// the messages it returns stay valid until the ack function is called.
+type Source interface {
+	// Name identifies the source in dead letters and metrics.
+	Name() string
+	ReadBatch(ctx context.Context) ([]Message, AckFunc, error)
+	Close() error
+}
+
+// AckFunc tells a source that every message of a batch was decided and made durable by every
+// required sink (err == nil), or not (err != nil, the source may redeliver).
+type AckFunc func(ctx context.Context, err error) error
+
+// Sink receives decided events in input order. WriteBatch returns only when the batch is
+// durable in the sink, or with an error; a sink never keeps a reference to the events.
+type Sink interface {
+	WriteBatch(ctx context.Context, events []*Event) error
+	Close(ctx context.Context) error
+}
+
+// Eval is the working record of one transaction inside a partition worker: scorers read the
+// transaction and earlier scorers' features and add features, a score and hits.
+type Eval struct {
+	Tx       *Transaction
+	Features []float64 // indexed by the engine's FeatureSchema
+	Score    float64
+	HasScore bool
+	Hits     []Hit
+}
+
+// Scorer computes features and hits for one partition's transactions. It is called from
+// that partition's goroutine only, so it keeps per-key state without locks.
+type Scorer interface {
+	Score(ev *Eval)
+}
+
+// ScorerFactory builds one Scorer per partition. Features it produces must be declared on
+// the schema at construction (before the first partition is built) so indices are fixed.
+type ScorerFactory interface {
+	// NewScorer returns the scorer for one partition.
+	NewScorer(partition int) (Scorer, error)
+	// Version is what the decision's "model" or "rules" field reports ("" for neither).
+	Version() (kind, version string)
+}
+
+// PostRequest asks the ledger to post one approved transaction: Amount minor units from the
+// payer account to the payee (merchant settlement) account. The ledger fills Status and, when
+// it rejects, Reason (a reason code such as "ledger:insufficient_funds").
+type PostRequest struct {
+	TxID     string
+	TS       int64 // event time, Unix milliseconds
+	Payer    string
+	Payee    string
+	Amount   int64 // minor units, > 0
+	Currency Currency
+	Status   LedgerStatus
+	Reason   string
+}
+
+// Ledger posts approved transactions as balanced double-entry postings, idempotent by
+// transaction id. Post returns only after every posted entry of reqs is durable; it fills
+// each request's Status (Posted, Rejected or Duplicate). The engine calls it from one
+// goroutine.
+type Ledger interface {
+	Post(ctx context.Context, reqs []PostRequest) error
+	Close() error
+}

@@ -1,0 +1,497 @@
+package window
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// BucketWidth is the span of event time folded into one coarse bucket once a key has more
+// than Config.MaxEvents events. Buckets are aligned to whole hours of Unix time.
+const BucketWidth = time.Hour
+
+// DefaultMaxEvents is the per-key cap of exactly buffered events used when
+// Config.MaxEvents is zero.
+const DefaultMaxEvents = 256
+
+// Limits on a Config, checked by Config.Validate and by UnmarshalBinary.
+const (
+	// MaxDurations is the largest number of windows a Store computes.
+	MaxDurations = 64
+	// MaxMaxEvents is the largest allowed Config.MaxEvents.
+	MaxMaxEvents = 1 << 20
+)
+
+const (
+	bucketMs = int64(BucketWidth / time.Millisecond)
+	// maxDurationMs is the longest duration (and TTL) in milliseconds that still fits a
+	// time.Duration.
+	maxDurationMs = int64(math.MaxInt64 / int64(time.Millisecond))
+	// maxFree is how many evicted series a Store keeps for reuse.
+	maxFree = 256
+	// maxFreeBuckets is the largest bucket buffer kept with a reused series.
+	maxFreeBuckets = 64
+)
+
+// ErrInvalidConfig is wrapped by the errors of Config.Validate.
+var ErrInvalidConfig = errors.New("window: invalid config")
+
+// Event is one observation of a key: event time in Unix milliseconds, an amount in integer
+// minor units (never float), and a 64-bit hash of a categorical value (e.g. merchant id)
+// for distinct counts (0 = none).
+type Event struct {
+	TS       int64
+	Amount   int64
+	Distinct uint64
+}
+
+// Stats are the aggregates of the events in the window (ts-d, ts], the current event
+// included. Max is 0 when Count is 0. Distinct counts the different non-zero
+// Event.Distinct values (see the package documentation for its bound once a key overflows).
+type Stats struct {
+	Count    int64
+	Sum      int64
+	Max      int64
+	Distinct int64
+}
+
+// Mean returns Sum/Count, or 0 when the window is empty.
+func (s Stats) Mean() float64 {
+	if s.Count == 0 {
+		return 0
+	}
+	return float64(s.Sum) / float64(s.Count)
+}
+
+// Config sets the windows and the memory bounds of a Store. The zero value means the
+// defaults.
+type Config struct {
+	// Durations are the windows to compute, in the order Observe and Peek report them.
+	// Each must be a positive whole number of milliseconds. Default: 1h, 24h, 7d, 30d.
+	Durations []time.Duration
+	// MaxEvents caps the events buffered exactly per key; older ones are folded into
+	// hourly buckets. Default DefaultMaxEvents.
+	MaxEvents int
+	// TTL evicts a key whose newest event is at least this much older than the watermark
+	// passed to Expire (event time). Default: the longest of Durations.
+	TTL time.Duration
+}
+
+// DefaultDurations returns the default windows: 1h, 24h, 7d and 30d.
+func DefaultDurations() []time.Duration {
+	return []time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour}
+}
+
+// withDefaults returns c with zero fields set to their defaults and its own copy of
+// Durations.
+func (c Config) withDefaults() Config {
+	if len(c.Durations) == 0 {
+		c.Durations = DefaultDurations()
+	} else {
+		c.Durations = slices.Clone(c.Durations)
+	}
+	if c.MaxEvents == 0 {
+		c.MaxEvents = DefaultMaxEvents
+	}
+	if c.TTL == 0 {
+		c.TTL = slices.Max(c.Durations)
+	}
+	return c
+}
+
+// Validate reports whether c, with its zero fields defaulted, is usable by NewStore.
+// Errors wrap ErrInvalidConfig.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if len(c.Durations) > MaxDurations {
+		return fmt.Errorf("%w: %d durations, at most %d", ErrInvalidConfig, len(c.Durations), MaxDurations)
+	}
+	for _, d := range c.Durations {
+		if d <= 0 || d%time.Millisecond != 0 {
+			return fmt.Errorf("%w: duration %v is not a positive whole number of milliseconds", ErrInvalidConfig, d)
+		}
+	}
+	if c.MaxEvents < 1 || c.MaxEvents > MaxMaxEvents {
+		return fmt.Errorf("%w: max events %d not in [1, %d]", ErrInvalidConfig, c.MaxEvents, MaxMaxEvents)
+	}
+	if c.TTL <= 0 || c.TTL%time.Millisecond != 0 {
+		return fmt.Errorf("%w: ttl %v is not a positive whole number of milliseconds", ErrInvalidConfig, c.TTL)
+	}
+	return nil
+}
+
+// equal reports whether two defaulted configs are the same.
+func (c Config) equal(o Config) bool {
+	return slices.Equal(c.Durations, o.Durations) && c.MaxEvents == o.MaxEvents && c.TTL == o.TTL
+}
+
+// String formats c as "durations=1h0m0s,24h0m0s max_events=256 ttl=24h0m0s".
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteString("durations=")
+	for i, d := range c.Durations {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(d.String())
+	}
+	fmt.Fprintf(&b, " max_events=%d ttl=%v", c.MaxEvents, c.TTL)
+	return b.String()
+}
+
+// series is the state of one key: its newest events exactly, in time order (equal
+// timestamps in arrival order), and older ones in hourly buckets, also in time order.
+// Every bucketed event is no later than every exact event.
+type series struct {
+	ev ring[Event]
+	bk buckets
+}
+
+// newest returns the latest event time of a non-empty series.
+func (sr *series) newest() int64 { return sr.ev.at(sr.ev.n - 1).TS }
+
+// upper returns the number of exact events with TS <= t (the index of the first one after t).
+func (sr *series) upper(t int64) int {
+	n := sr.ev.n
+	if n == 0 || sr.ev.at(n-1).TS <= t {
+		return n
+	}
+	lo, hi := 0, n-1 // the answer is in [lo, hi]
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if sr.ev.at(m).TS <= t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// Store holds keyed sliding windows over event time. One goroutine owns a Store: it is not
+// safe for concurrent use (not even Peek, which uses the Store's scratch space).
+// Create it with NewStore; a zero Store is usable too and takes the default Config on
+// first use, or the snapshot's Config in UnmarshalBinary.
+type Store struct {
+	cfg        Config
+	durMs      []int64 // durations in ms, ascending
+	order      []int   // order[k] is the index in cfg.Durations of durMs[k]
+	maxDurMs   int64
+	ttlMs      int64
+	maxEvents  int
+	maxBuckets int
+
+	keys      map[string]*series
+	free      []*series
+	minNewest int64 // no key's newest event is earlier than this
+	set       distinctSet
+}
+
+// NewStore returns an empty Store for cfg, its zero fields defaulted. It panics if
+// cfg.Validate fails: validate configuration from users first.
+func NewStore(cfg Config) *Store {
+	s := &Store{}
+	s.init(cfg)
+	return s
+}
+
+// init sets the configuration and empties the store.
+func (s *Store) init(cfg Config) {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	cfg = cfg.withDefaults()
+	*s = Store{cfg: cfg, maxEvents: cfg.MaxEvents, ttlMs: cfg.TTL.Milliseconds()}
+	s.order = make([]int, len(cfg.Durations))
+	for i := range s.order {
+		s.order[i] = i
+	}
+	slices.SortStableFunc(s.order, func(a, b int) int {
+		return cmp.Compare(cfg.Durations[a], cfg.Durations[b])
+	})
+	s.durMs = make([]int64, len(s.order))
+	for k, i := range s.order {
+		s.durMs[k] = cfg.Durations[i].Milliseconds()
+	}
+	s.maxDurMs = s.durMs[len(s.durMs)-1]
+	s.maxBuckets = int((s.maxDurMs+bucketMs-1)/bucketMs) + 1
+	s.keys = make(map[string]*series)
+	s.minNewest = math.MaxInt64
+}
+
+// Config returns the store's configuration, with defaults filled in.
+func (s *Store) Config() Config {
+	s.ensure()
+	c := s.cfg
+	c.Durations = slices.Clone(c.Durations)
+	return c
+}
+
+// ensure gives a zero Store the default configuration.
+func (s *Store) ensure() {
+	if s.keys == nil {
+		s.init(Config{})
+	}
+}
+
+// Len returns the number of keys held.
+func (s *Store) Len() int { return len(s.keys) }
+
+// sized returns out resliced (or reallocated, if too small) to one Stats per duration.
+func (s *Store) sized(out []Stats) []Stats {
+	n := len(s.durMs)
+	if cap(out) < n {
+		return make([]Stats, n)
+	}
+	return out[:n]
+}
+
+// Observe adds ev to key's series and fills out[i] with the stats of window Durations[i]
+// ending at ev.TS, this event included, returning out[:len(Durations)] (out is reallocated
+// only if too small). It also returns the previous event of this key: the latest one with
+// TS <= ev.TS that arrived before this one, ok=false if none is buffered exactly.
+//
+// An event earlier than the key's newest is inserted in time order; its stats are those of
+// the window ending at its own TS. Observe allocates only when a key is new or its buffers
+// grow toward their caps.
+func (s *Store) Observe(key string, ev Event, out []Stats) (stats []Stats, prev Event, ok bool) {
+	s.ensure()
+	out = s.sized(out)
+	sr := s.keys[key]
+	if sr == nil {
+		sr = s.newSeries()
+		s.keys[key] = sr
+		s.minNewest = min(s.minNewest, ev.TS)
+	}
+	hi := sr.upper(ev.TS)
+	if hi > 0 {
+		prev, ok = *sr.ev.at(hi - 1), true
+	}
+	s.compute(sr, ev.TS, hi, &ev, out)
+	s.insert(sr, ev, hi)
+	return out, prev, ok
+}
+
+// Peek fills out with the stats of each window ending at ts, (ts-d, ts], from the events
+// held for key, without adding one; unknown keys have empty windows. It never allocates
+// when out is large enough.
+func (s *Store) Peek(key string, ts int64, out []Stats) []Stats {
+	s.ensure()
+	out = s.sized(out)
+	sr := s.keys[key]
+	if sr == nil {
+		clear(out)
+		return out
+	}
+	s.compute(sr, ts, sr.upper(ts), nil, out)
+	return out
+}
+
+// Expire evicts every key whose newest event is at or before watermark-TTL (idle for at
+// least TTL of event time) and returns how many it evicted. It costs O(1) when no key is
+// due, and one pass over all keys otherwise.
+func (s *Store) Expire(watermark int64) int {
+	if len(s.keys) == 0 {
+		return 0
+	}
+	cutoff := subSat(watermark, s.ttlMs)
+	if cutoff < s.minNewest {
+		return 0
+	}
+	evicted := 0
+	lowest := int64(math.MaxInt64)
+	for k, sr := range s.keys {
+		nw := sr.newest()
+		if nw <= cutoff {
+			delete(s.keys, k)
+			s.release(sr)
+			evicted++
+			continue
+		}
+		lowest = min(lowest, nw)
+	}
+	s.minNewest = lowest
+	return evicted
+}
+
+// newSeries returns an empty series, reusing an evicted one if it can.
+func (s *Store) newSeries() *series {
+	if n := len(s.free); n > 0 {
+		sr := s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+		return sr
+	}
+	return &series{}
+}
+
+// release keeps an evicted series for reuse.
+func (s *Store) release(sr *series) {
+	if len(s.free) >= maxFree {
+		return
+	}
+	sr.ev.reset()
+	sr.bk.reset(maxFreeBuckets)
+	s.free = append(s.free, sr)
+}
+
+// subSat returns a-b for b >= 0, saturating at math.MinInt64.
+func subSat(a, b int64) int64 {
+	if d := a - b; d <= a {
+		return d
+	}
+	return math.MinInt64
+}
+
+// compute fills out with the windows ending at t over sr's events, hi being sr.upper(t).
+// cur, if not nil, is an event at t counted in every window before those held.
+//
+// It walks backward once from the newest exact event at or before t, then through the
+// buckets that end at or before t, emitting each window (shortest first) when the walk
+// passes its start.
+func (s *Store) compute(sr *series, t int64, hi int, cur *Event, out []Stats) {
+	var cnt, sum, mx, dist int64
+	set := &s.set
+	set.begin(hi + 1)
+	if cur != nil {
+		cnt, sum, mx = 1, cur.Amount, cur.Amount
+		if cur.Distinct != 0 && set.add(cur.Distinct) {
+			dist++
+		}
+	}
+	buf := sr.ev.buf
+	i := hi - 1 // logical index of the next exact event to take
+	j := 0      // its physical index
+	if i >= 0 {
+		j = sr.ev.phys(i)
+	}
+	bhi := sr.bk.upper(t) // buckets [0, bhi) end at or before t
+	for k, d := range s.durMs {
+		lower := subSat(t, d)
+		for ; i >= 0; i-- {
+			e := &buf[j]
+			if e.TS <= lower {
+				break
+			}
+			if cnt == 0 || e.Amount > mx {
+				mx = e.Amount
+			}
+			cnt++
+			sum += e.Amount
+			if e.Distinct != 0 && set.add(e.Distinct) {
+				dist++
+			}
+			if j--; j < 0 {
+				j = len(buf) - 1
+			}
+		}
+		st := Stats{Count: cnt, Sum: sum, Max: mx, Distinct: dist}
+		if bhi > 0 {
+			// Buckets [a, bhi) lie entirely in the window; windows are nested, so the next
+			// one's start is at or before a.
+			if a := sr.bk.start(lower, bhi); a < bhi {
+				bc, bsum, bmax := sr.bk.aggregate(a, bhi)
+				if st.Count == 0 || bmax > st.Max {
+					st.Max = bmax
+				}
+				st.Count += bc
+				st.Sum += bsum
+			}
+		}
+		out[s.order[k]] = st
+	}
+}
+
+// insert adds ev to sr at logical position p (sr.upper(ev.TS)), folding the oldest exact
+// event into a bucket when the buffer is full, and drops buckets that left every window.
+func (s *Store) insert(sr *series, ev Event, p int) {
+	newest := ev.TS
+	if sr.ev.n > 0 {
+		newest = max(newest, sr.newest())
+	}
+	if sr.ev.n < s.maxEvents {
+		sr.ev.reserve(s.maxEvents)
+		sr.ev.insert(p, ev)
+	} else if p == 0 {
+		// Earlier than every buffered event: it goes straight to its bucket.
+		s.fold(sr, ev, newest)
+	} else {
+		s.fold(sr, sr.ev.popFront(), newest)
+		sr.ev.insert(p-1, ev)
+	}
+	if sr.bk.n() > 0 {
+		sr.bk.dropUpTo(subSat(newest, s.maxDurMs))
+	}
+}
+
+// fold moves e out of the exact buffer into its hourly bucket, or drops it if it is at or
+// before newest minus the longest duration, where no window ending at or after newest
+// can hold it.
+func (s *Store) fold(sr *series, e Event, newest int64) {
+	horizon := subSat(newest, s.maxDurMs)
+	if e.TS <= horizon {
+		return
+	}
+	sr.bk.fold(e, horizon, s.maxBuckets)
+}
+
+// distinctSet is an open-addressing hash set of uint64 that is emptied in O(1) by bumping a
+// generation number, so counting distinct values over a window allocates nothing once the
+// table has grown to twice the largest window's event count.
+type distinctSet struct {
+	slots []slot
+	gen   uint32
+	shift uint8
+}
+
+type slot struct {
+	h   uint64
+	gen uint32
+}
+
+// begin empties the set and makes room for n values at a load of at most one half.
+func (d *distinctSet) begin(n int) {
+	if 2*n > len(d.slots) {
+		size := 16
+		for size < 2*n {
+			size *= 2
+		}
+		d.slots = make([]slot, size)
+		d.shift = uint8(64 - bitsLen(size-1))
+		d.gen = 0
+	}
+	d.gen++
+	if d.gen == 0 { // wrapped: stale slots could look current
+		clear(d.slots)
+		d.gen = 1
+	}
+}
+
+func bitsLen(x int) int {
+	n := 0
+	for ; x > 0; x >>= 1 {
+		n++
+	}
+	return n
+}
+
+// add inserts h and reports whether it was new.
+func (d *distinctSet) add(h uint64) bool {
+	mask := uint64(len(d.slots) - 1)
+	i := (h * 0x9E3779B97F4A7C15) >> d.shift
+	for {
+		sl := &d.slots[i]
+		if sl.gen != d.gen {
+			sl.h, sl.gen = h, d.gen
+			return true
+		}
+		if sl.h == h {
+			return false
+		}
+		i = (i + 1) & mask
+	}
+}

@@ -1,0 +1,158 @@
+// Package velocity computes per-card velocity features over sliding event-time windows:
+// counts, mean amounts and distinct merchants per window, time since the card's previous
+// transaction, and weekend and night flags (the fraud-detection handbook's customer
+// features, keyed by card).
+package velocity
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/fraudpipe/fraudpipe/pipeline"
+	"github.com/fraudpipe/fraudpipe/pipeline/window"
+)
+
+// Config configures the velocity features.
+type Config struct {
+	Windows    window.Config
+	NightStart int // first hour of the night, in the transaction's own zone offset
+	NightEnd   int // last hour of the night, inclusive
+}
+
+// Factory declares the velocity features on a schema and builds one Scorer per partition.
+type Factory struct {
+	cfg                    Config
+	amount, weekend, night int
+	sinceLast              int
+	count, mean, distinct  []int
+}
+
+// NoPrevious is the value of secs_since_last for a card's first transaction.
+const NoPrevious = -1
+
+// New declares the features on schema: amount, is_weekend, is_night, secs_since_last,
+// and card_count_<w>, card_mean_amount_<w>, card_distinct_merchants_<w> for every window w.
+func New(cfg Config, schema *pipeline.FeatureSchema) (*Factory, error) {
+	if len(cfg.Windows.Durations) == 0 {
+		return nil, fmt.Errorf("velocity: no window durations")
+	}
+	f := &Factory{cfg: cfg}
+	var err error
+	declare := func(name string) int {
+		i, e := schema.Declare(name)
+		if e != nil && err == nil {
+			err = fmt.Errorf("velocity: %w", e)
+		}
+		return i
+	}
+	f.amount = declare("amount")
+	f.weekend = declare("is_weekend")
+	f.night = declare("is_night")
+	f.sinceLast = declare("secs_since_last")
+	for _, d := range cfg.Windows.Durations {
+		l := Label(d)
+		f.count = append(f.count, declare("card_count_"+l))
+		f.mean = append(f.mean, declare("card_mean_amount_"+l))
+		f.distinct = append(f.distinct, declare("card_distinct_merchants_"+l))
+	}
+	return f, err
+}
+
+// Label names a window duration in feature names: 1h, 90m, 1d, 7d, 30d.
+func Label(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
+
+// Version reports no model or rules version: velocity only computes features.
+func (f *Factory) Version() (kind, version string) { return "", "" }
+
+// NewScorer returns the scorer of one partition, with its own window store.
+func (f *Factory) NewScorer(int) (pipeline.Scorer, error) {
+	return &Scorer{f: f, store: window.NewStore(f.cfg.Windows), stats: make([]window.Stats, len(f.cfg.Windows.Durations))}, nil
+}
+
+// Scorer computes the velocity features for one partition's cards.
+type Scorer struct {
+	f     *Factory
+	store *window.Store
+	stats []window.Stats
+}
+
+var scale = [...]float64{1, 10, 100, 1000, 10000, 100000, 1000000}
+
+// Score adds this transaction to its card's windows and writes the features.
+func (s *Scorer) Score(e *pipeline.Eval) {
+	tx := e.Tx
+	f := s.f
+	unit := scale[tx.Currency.Digits]
+	ft := e.Features
+	ft[f.amount] = float64(tx.Amount) / unit
+	local := tx.TS/1000 + zoneOffset(tx.TSText)
+	hour := int((local%86400/3600 + 24) % 24)
+	day := ((local/86400)%7 + 7 + 4) % 7 // 1970-01-01 was a Thursday (4); 0 = Sunday
+	if day == 0 || day == 6 {
+		ft[f.weekend] = 1
+	}
+	if inNight(hour, f.cfg.NightStart, f.cfg.NightEnd) {
+		ft[f.night] = 1
+	}
+	stats, prev, ok := s.store.Observe(tx.CardID, window.Event{TS: tx.TS, Amount: tx.Amount, Distinct: hash64(tx.MerchantID)}, s.stats)
+	if ok {
+		ft[f.sinceLast] = float64(tx.TS-prev.TS) / 1000
+	} else {
+		ft[f.sinceLast] = NoPrevious
+	}
+	for i, st := range stats {
+		ft[f.count[i]] = float64(st.Count)
+		ft[f.mean[i]] = st.Mean() / unit
+		ft[f.distinct[i]] = float64(st.Distinct)
+	}
+}
+
+func inNight(hour, start, end int) bool {
+	if start <= end {
+		return hour >= start && hour <= end
+	}
+	return hour >= start || hour <= end
+}
+
+// zoneOffset reads the zone of an RFC 3339 time ("Z", "+02:00") in seconds east of UTC, so
+// that night and weekend are judged in the payment's own local time.
+func zoneOffset(ts string) int64 {
+	n := len(ts)
+	if n < 6 || ts[n-1] == 'Z' || ts[n-1] == 'z' {
+		return 0
+	}
+	sign := ts[n-6]
+	if (sign != '+' && sign != '-') || ts[n-3] != ':' {
+		return 0
+	}
+	h := int64(ts[n-5]-'0')*10 + int64(ts[n-4]-'0')
+	m := int64(ts[n-2]-'0')*10 + int64(ts[n-1]-'0')
+	off := h*3600 + m*60
+	if sign == '-' {
+		off = -off
+	}
+	return off
+}
+
+// hash64 is FNV-1a, for distinct counts of merchants.
+func hash64(s string) uint64 {
+	if s == "" {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}

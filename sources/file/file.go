@@ -1,0 +1,152 @@
+// Package file reads transactions from an NDJSON file (plain or gzip) or standard input.
+package file
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/fraudpipe/fraudpipe/pipeline"
+)
+
+// DefaultBatchSize is how many lines one ReadBatch returns at most.
+const DefaultBatchSize = 512
+
+// Source reads one NDJSON stream line by line. A line's position is its byte offset in the
+// uncompressed stream. Blank lines are skipped; a line longer than pipeline.MaxLineBytes is
+// passed on cut to MaxLineBytes+1 bytes so that the engine refuses it with a reason
+// instead of holding it in memory.
+type Source struct {
+	name      string
+	closer    io.Closer
+	r         *bufio.Reader
+	batchSize int
+	pos       int64
+	done      bool
+	arenas    sync.Pool
+}
+
+// Open opens path ("-" for standard input); a gzip stream is recognised by its magic bytes,
+// whatever the file is called.
+func Open(path string, batchSize int) (*Source, error) {
+	if batchSize <= 0 {
+		batchSize = DefaultBatchSize
+	}
+	var rc io.ReadCloser
+	if path == "-" {
+		rc = io.NopCloser(os.Stdin)
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("open input: %w", err)
+		}
+		rc = f
+	}
+	s, err := New(path, rc, batchSize)
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("open input %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// New reads from r; name identifies it in dead letters. r is closed by Close.
+func New(name string, r io.ReadCloser, batchSize int) (*Source, error) {
+	if batchSize <= 0 {
+		batchSize = DefaultBatchSize
+	}
+	br := bufio.NewReaderSize(r, 256<<10)
+	var closer io.Closer = r
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		br = bufio.NewReaderSize(zr, 256<<10)
+		closer = multiCloser{zr, r}
+	}
+	return &Source{name: name, closer: closer, r: br, batchSize: batchSize}, nil
+}
+
+type multiCloser []io.Closer
+
+func (m multiCloser) Close() error {
+	var first error
+	for _, c := range m {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Name is the input's path.
+func (s *Source) Name() string { return s.name }
+
+type arena struct {
+	data []byte
+	msgs []pipeline.Message
+	ends []int
+}
+
+// ReadBatch returns up to the batch size of lines. The lines live in a buffer of their own
+// that is reused once the batch is acknowledged.
+func (s *Source) ReadBatch(ctx context.Context) ([]pipeline.Message, pipeline.AckFunc, error) {
+	if s.done {
+		return nil, nil, pipeline.ErrEndOfInput
+	}
+	a, _ := s.arenas.Get().(*arena)
+	if a == nil {
+		a = &arena{}
+	}
+	a.data, a.msgs, a.ends = a.data[:0], a.msgs[:0], a.ends[:0]
+	for len(a.ends) < s.batchSize {
+		start := s.pos
+		line, err := s.r.ReadSlice('\n')
+		s.pos += int64(len(line))
+		n := len(a.data)
+		a.data = append(a.data, line...)
+		for err == bufio.ErrBufferFull {
+			// A line longer than the buffer: keep its head, skip the rest.
+			line, err = s.r.ReadSlice('\n')
+			s.pos += int64(len(line))
+			if room := pipeline.MaxLineBytes + 1 - (len(a.data) - n); room > 0 {
+				a.data = append(a.data, line[:min(room, len(line))]...)
+			}
+		}
+		if err != nil && err != io.EOF {
+			s.arenas.Put(a)
+			return nil, nil, fmt.Errorf("read at byte %d: %w", s.pos, err)
+		}
+		rec := bytes.TrimRight(a.data[n:], "\r\n")
+		if len(bytes.TrimSpace(rec)) == 0 {
+			a.data = a.data[:n]
+		} else {
+			a.data = a.data[:n+len(rec)]
+			a.msgs = append(a.msgs, pipeline.Message{Pos: start})
+			a.ends = append(a.ends, len(a.data))
+		}
+		if err == io.EOF {
+			s.done = true
+			break
+		}
+	}
+	begin := 0
+	for i, end := range a.ends {
+		a.msgs[i].Data = a.data[begin:end:end]
+		begin = end
+	}
+	if len(a.msgs) == 0 {
+		s.arenas.Put(a)
+		return nil, nil, pipeline.ErrEndOfInput
+	}
+	return a.msgs, func(context.Context, error) error { s.arenas.Put(a); return nil }, nil
+}
+
+// Close closes the input.
+func (s *Source) Close() error { return s.closer.Close() }
