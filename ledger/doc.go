@@ -18,13 +18,26 @@
 //
 // # The SQLite store
 //
-// SQLiteStore (OpenSQLite) keeps the ledger in one SQLite file through the pure-Go driver
+// SQLiteStore (OpenSQLite) keeps the ledger in one SQLite file through the pure-Go
 // modernc.org/sqlite. The store is the file's single writer: it holds every account's
-// balance and limit in memory, loaded at open, decides each request there, and writes a
-// whole Post batch in one database transaction (group commit) with multi-row INSERT
-// statements. Transaction ids are not held in memory: duplicates are found with one indexed
-// lookup per chunk of the batch's ids. Post returns after COMMIT; when the commit fails the
-// in-memory balances are restored and no request is reported posted.
+// balance, limit and rowid in memory, loaded at open, decides each request there, and
+// writes a whole Post batch in one database transaction (group commit) with multi-row
+// statements of up to 256 rows: INSERT for entries, postings and new accounts, one UPDATE
+// by rowid for the balances of the other accounts the batch touched. Transaction ids are
+// not held in memory: duplicates are found with one indexed lookup per 256 ids of the
+// batch. Post returns after COMMIT; when the commit fails the in-memory balances are
+// restored and no request is reported posted.
+//
+// The writer drives SQLite's C API (modernc.org/sqlite/lib) directly rather than through
+// database/sql, which on this path cost as much as SQLite itself; Verify and Stats read
+// through database/sql on their own connections, in WAL snapshots that Post does not block.
+// A background goroutine checkpoints the write-ahead log into the database file
+// (Options.CheckpointInterval), so that Post does not wait for the copy and its fsyncs.
+//
+// Transaction ids that grow with time (tx-000001, ULIDs, UUIDv7) are appended to the
+// tx_id index. Random ids (UUIDv4) land on random pages of it: once the index is much
+// larger than a batch every posting rewrites a page of it into the log, and the cost of a
+// posting grows about tenfold (see BenchmarkPost).
 //
 // # Durability
 //

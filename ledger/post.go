@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
@@ -18,9 +20,13 @@ type postBatch struct {
 	seqs   []int64             // their entry sequence numbers
 	undo   []undo              // accounts this batch touched, each once, in first-touch order
 
-	newAccts, oldAccts []undo // the accounts of undo that the batch created, and the others
-	kindRefs           [2]textRef
+	newAccts []undo         // the accounts of undo that the batch created
+	balances []rowidBalance // the new balances of the others
+	kindRefs [2]textRef
 }
+
+// rowidBalance is an account's new balance, by rowid.
+type rowidBalance struct{ rowid, balance int64 }
 
 // reqRefs locates a request's text values in the text buffer.
 type reqRefs struct{ id, payer, payee, currency textRef }
@@ -161,6 +167,9 @@ func (s *SQLiteStore) postTx(ctx context.Context, reqs []pipeline.PostRequest) e
 	if err := s.w.exec("COMMIT"); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	if s.ckpt != nil {
+		s.ckpt.committed()
+	}
 	b.undo = b.undo[:0]
 	return nil
 }
@@ -241,9 +250,12 @@ func (s *SQLiteStore) defaultLimit(c pipeline.Currency) int64 {
 }
 
 func (s *SQLiteStore) create(id, currency string, kind Kind, limit, now int64, u undo) *account {
-	a := &account{rowid: s.nextRowid, id: id, currency: currency, kind: kind, limit: limit, created: now, gen: s.gen}
+	// The account outlives the request: copy the strings, which may share the memory of a
+	// decoder's buffer.
+	a := &account{rowid: s.nextRowid, id: strings.Clone(id), currency: strings.Clone(currency),
+		kind: kind, limit: limit, created: now, gen: s.gen}
 	s.nextRowid++
-	s.accounts[id] = a
+	s.accounts[a.id] = a
 	u.a, u.created = a, true
 	s.batch.undo = append(s.batch.undo, u)
 	return a
@@ -443,14 +455,16 @@ func (s *SQLiteStore) write(ctx context.Context, reqs []pipeline.PostRequest, no
 	}); err != nil {
 		return fmt.Errorf("insert postings: %w", err)
 	}
-	b.newAccts, b.oldAccts = b.newAccts[:0], b.oldAccts[:0]
+	b.newAccts, b.balances = b.newAccts[:0], b.balances[:0]
 	for _, u := range b.undo {
 		if u.created {
 			b.newAccts = append(b.newAccts, u)
 		} else {
-			b.oldAccts = append(b.oldAccts, u)
+			b.balances = append(b.balances, rowidBalance{u.a.rowid, u.a.balance})
 		}
 	}
+	// In rowid order, the updates walk the accounts table from one page to the next.
+	slices.SortFunc(b.balances, func(x, y rowidBalance) int { return cmp.Compare(x.rowid, y.rowid) })
 	if err := s.execRows(ctx, stmtNewAccounts, len(b.newAccts), func(bd *binder, i int) {
 		u := &b.newAccts[i]
 		bd.int(u.a.rowid)
@@ -463,10 +477,9 @@ func (s *SQLiteStore) write(ctx context.Context, reqs []pipeline.PostRequest, no
 	}); err != nil {
 		return fmt.Errorf("insert accounts: %w", err)
 	}
-	if err := s.execRows(ctx, stmtBalances, len(b.oldAccts), func(bd *binder, i int) {
-		a := b.oldAccts[i].a
-		bd.int(a.rowid)
-		bd.int(a.balance)
+	if err := s.execRows(ctx, stmtBalances, len(b.balances), func(bd *binder, i int) {
+		bd.int(b.balances[i].rowid)
+		bd.int(b.balances[i].balance)
 	}); err != nil {
 		return fmt.Errorf("update balances: %w", err)
 	}

@@ -121,15 +121,24 @@ type Violation string
 
 // The invariants Verify checks, in the order it checks them.
 const (
-	DuplicateTxID     Violation = "duplicate_tx_id"    // a transaction id has two entries
-	OrphanPosting     Violation = "orphan_posting"     // a posting's entry does not exist
-	UnknownAccount    Violation = "unknown_account"    // a posting's account does not exist
-	CurrencyMismatch  Violation = "currency_mismatch"  // a posting's account has another currency than its entry
-	UnbalancedEntry   Violation = "unbalanced_entry"   // an entry's postings do not sum to zero
-	EntryAmount       Violation = "entry_amount"       // an entry's credits differ from its amount (or it has none)
-	CurrencyImbalance Violation = "currency_imbalance" // a currency's postings do not sum to zero
-	BalanceMismatch   Violation = "balance_mismatch"   // an account's balance is not the sum of its postings
-	LimitExceeded     Violation = "limit_exceeded"     // a customer account is below minus its limit
+	// DuplicateTxID means a transaction id has two entries.
+	DuplicateTxID Violation = "duplicate_tx_id"
+	// OrphanPosting means a posting's entry does not exist.
+	OrphanPosting Violation = "orphan_posting"
+	// UnknownAccount means a posting's account does not exist.
+	UnknownAccount Violation = "unknown_account"
+	// CurrencyMismatch means a posting's account has another currency than its entry.
+	CurrencyMismatch Violation = "currency_mismatch"
+	// UnbalancedEntry means an entry's postings do not sum to zero.
+	UnbalancedEntry Violation = "unbalanced_entry"
+	// EntryAmount means an entry's credits differ from its amount (or it has no postings).
+	EntryAmount Violation = "entry_amount"
+	// CurrencyImbalance means the postings of a currency do not sum to zero.
+	CurrencyImbalance Violation = "currency_imbalance"
+	// BalanceMismatch means an account's balance is not the sum of its postings.
+	BalanceMismatch Violation = "balance_mismatch"
+	// LimitExceeded means a customer account is below minus its limit.
+	LimitExceeded Violation = "limit_exceeded"
 )
 
 // VerifyError is the first violation Verify found.

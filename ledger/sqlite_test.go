@@ -672,6 +672,47 @@ func TestConcurrentReaders(t *testing.T) {
 	verify(t, s)
 }
 
+func TestBackgroundCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s := openTest(t, path, Options{DefaultLimit: flatLimit(1 << 40), CheckpointInterval: time.Millisecond})
+	if s.ckpt == nil {
+		t.Fatal("no checkpointer")
+	}
+	done := make(chan error)
+	go func() {
+		var err error
+		for range 50 {
+			if err = s.ckpt.checkpoint(); err != nil {
+				break
+			}
+		}
+		done <- err
+	}()
+	for b := range 30 {
+		reqs := make([]pipeline.PostRequest, 100)
+		for i := range reqs {
+			reqs[i] = req(fmt.Sprint("t", b, "-", i), fmt.Sprint("p", i%7), fmt.Sprint("m", i%5), 10, eur)
+		}
+		post(t, s, reqs...)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	verify(t, s)
+	s.Close()
+	s = openTest(t, path, Options{CheckpointInterval: -1})
+	if s.ckpt != nil {
+		t.Error("checkpointer running with CheckpointInterval -1")
+	}
+	if a := balance(t, s, "m0"); a.Balance != 30*20*10 {
+		t.Errorf("m0 = %+v", a)
+	}
+	verify(t, s)
+}
+
 func TestStats(t *testing.T) {
 	s := openTest(t, "", Options{DefaultLimit: flatLimit(1000)})
 	post(t, s, req("t1", "p", "m", 100, eur), req("t2", "q", "m", 200, eur), req("t3", "r", "n", 7, jpy), req("t4", "r", "n", 5000, jpy))
@@ -708,6 +749,9 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := OpenSQLite(filepath.Join(dir, "a.db"), Options{Synchronous: "off"}); err == nil {
 		t.Error("synchronous off accepted")
 	}
+	if _, err := OpenSQLite(filepath.Join(dir, "a.db"), Options{PageSize: 1000}); err == nil {
+		t.Error("page size 1000 accepted")
+	}
 	if _, err := OpenSQLite("", Options{}); err == nil {
 		t.Error("empty path accepted")
 	}
@@ -736,6 +780,13 @@ func TestSchemaVersion(t *testing.T) {
 	}
 	if v != len(migrations) {
 		t.Errorf("user_version = %d, want %d", v, len(migrations))
+	}
+	var pageSize int
+	if err := rawDB(t, s).QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if pageSize != 8192 {
+		t.Errorf("page_size = %d, want 8192", pageSize)
 	}
 	s.Close()
 	s = openTest(t, path, Options{}) // migrations are not applied twice
@@ -770,4 +821,24 @@ func TestMajorUnitsLimit(t *testing.T) {
 			t.Errorf("MajorUnitsLimit(%q) accepted", bad)
 		}
 	}
+}
+
+func TestExistingFileKeepsItsPageSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s := openTest(t, path, Options{PageSize: 4096, DefaultLimit: flatLimit(100)})
+	post(t, s, req("t1", "p", "m", 10, eur))
+	s.Close()
+	s = openTest(t, path, Options{}) // default 8192
+	var got int
+	if err := s.w.query("PRAGMA page_size", func(r *rawStmt) error { got = int(r.columnInt64(0)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got != 4096 {
+		t.Errorf("page_size = %d, want 4096", got)
+	}
+	post(t, s, req("t2", "p", "m", 10, eur))
+	if a := balance(t, s, "p"); a.Balance != -20 {
+		t.Errorf("p = %+v", a)
+	}
+	verify(t, s)
 }

@@ -68,6 +68,8 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 	}
 	if f := cfg.Scoring.Rules.File; f != "" {
 		st.ruleSet, err = rules.Load(cfg.Resolve(f), schema)
+	} else if !cfg.Scoring.Velocity.Enabled {
+		return nil, fmt.Errorf("the built-in rules read velocity features: with scoring.velocity.enabled false, set scoring.rules.file to rules of your own")
 	} else {
 		st.ruleSet, err = rules.Default(schema)
 	}

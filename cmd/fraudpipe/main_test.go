@@ -237,3 +237,42 @@ func lines(t *testing.T, path string) []string {
 	}
 	return out
 }
+
+// TestRunFromConfig runs the pipeline that a config describes, with paths relative to the
+// config file's folder, and expects the same decisions as replay.
+func TestRunFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	input := readFile(t, filepath.Join(repo, "testdata/streams/small.ndjson"))
+	os.WriteFile(filepath.Join(dir, "in.ndjson"), input, 0o644)
+	cfg := filepath.Join(dir, "run.yaml")
+	os.WriteFile(cfg, []byte(`source:
+  type: file
+  path: in.ndjson
+ledger:
+  path: ledger.db
+output:
+  decisions: {path: decisions.ndjson}
+  dead_letters: {path: dead.ndjson}
+`), 0o644)
+	code, _, stderr := fraudpipe(t, "run", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("run exited %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ledger.db")); err != nil {
+		t.Errorf("ledger not where the config says: %v", err)
+	}
+	replayOut := filepath.Join(dir, "replay.ndjson")
+	if code, _, stderr := fraudpipe(t, "replay", "--input", filepath.Join(dir, "in.ndjson"), "--out", replayOut); code != 0 {
+		t.Fatalf("replay: %s", stderr)
+	}
+	if !bytes.Equal(readFile(t, filepath.Join(dir, "decisions.ndjson")), readFile(t, replayOut)) {
+		t.Error("run and replay decided differently")
+	}
+	// Running again over the same ledger: every payment is already posted.
+	if code, _, stderr = fraudpipe(t, "run", "--config", cfg); code != 0 {
+		t.Fatalf("second run: %s", stderr)
+	}
+	if !strings.Contains(stderr, "posted 0, rejected 0, duplicate ") {
+		t.Errorf("second run over the same ledger posted again:\n%s", stderr)
+	}
+}

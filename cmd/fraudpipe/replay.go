@@ -87,6 +87,15 @@ names one. A summary is printed to standard error when done.`, stdout)
 	return nil
 }
 
+// peakMemory is the process's peak resident set size, as the kernel counts it.
+func peakMemory() string {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f MiB", float64(ru.Maxrss)/1024) // Linux reports KiB
+}
+
 // deadLettersPath puts .dead.ndjson in place of the extension of the decisions path.
 func deadLettersPath(out string) string {
 	if out == "-" {
@@ -105,7 +114,7 @@ func writeSummary(w io.Writer, what string, s pipeline.Stats, deadPath string) {
 	if secs > 0 {
 		rate = float64(s.Events) / secs
 	}
-	fmt.Fprintf(w, "%s: %d events in %.2fs (%.0f tx/s)\n", what, s.Events, secs, rate)
+	fmt.Fprintf(w, "%s: %d events in %.2fs (%.0f tx/s, peak memory %s)\n", what, s.Events, secs, rate, peakMemory())
 	fmt.Fprintf(w, "  decided:      %d (approve %d, review %d, decline %d)\n", s.Decided,
 		s.ByOutcome[pipeline.Approve], s.ByOutcome[pipeline.Review], s.ByOutcome[pipeline.Decline])
 	fmt.Fprintf(w, "  ledger:       posted %d, rejected %d, duplicate %d, skipped %d\n",

@@ -21,21 +21,23 @@
 // event time (BucketWidth, aligned to Unix hours) holding the count, sum and max of the
 // events folded into it and the first and last of their timestamps. Buckets and events
 // that are at or before the key's newest event minus the longest duration are dropped, so a
-// key holds at most MaxEvents events (24 bytes each) and ceil(longest/1h)+1 buckets (40 bytes
-// each): about 6 KiB plus 29 KiB at the defaults (256 events, 30d), and much less for
-// the typical key that has few events. Keys idle for Config.TTL of event time are evicted
-// by Expire.
+// key holds at most MaxEvents events (24 bytes each) and ceil(longest/1h)+1 buckets (at
+// most 64 bytes each with their running totals): at the defaults (256 events, 30d) at most
+// about 6 KiB plus 45 KiB, the latter only for a key with events in every hour of the
+// last 30 days beyond its newest 256. A typical key with a few events a day holds a few
+// hundred bytes. Keys idle for Config.TTL of event time are evicted by Expire.
 //
-// Observe and Peek walk back once over the events and buckets inside the longest window
-// (at most MaxEvents events and the buckets), emitting the windows shortest first; the
-// window ends are found by binary search. Distinct values are counted with a scratch hash
-// set owned by the Store and emptied in O(1), so neither allocates in steady state
-// (Observe allocates when a key is new or while its buffers grow to their caps).
+// Observe and Peek find the newest event at or before t by binary search, then walk back
+// once over the exact events inside the longest window (at most MaxEvents), emitting the
+// windows shortest first as the walk passes their starts; distinct values are counted
+// with a scratch hash set owned by the Store and emptied in O(1). A window's buckets are
+// found by binary search and added in O(log n) from running totals and a stack of suffix
+// maxima. Neither allocates in steady state (Observe allocates when a key
+// is new or while its buffers grow to their caps).
 //
 // # Error once a key overflows
 //
-// While a key has had at most MaxEvents events (and, for a query earlier than the key's
-// newest event, none dropped), every window is exact. After that, a window adds the exact
+// While a key has had at most MaxEvents events, every window is exact. After that, a window adds the exact
 // events it holds and every bucket whose first and last timestamps both lie in the window.
 // It never counts an event outside the window; it misses only the events of a bucket that
 // straddles one of the window's ends:
@@ -44,7 +46,11 @@
 //     events that lie in the window and in the hour of event time holding t-d. Count and
 //     Sum are short by at most that bucket's count and sum, and Max can be below the true
 //     max only if that maximum is in that bucket. For a 24h window this is at most one
-//     hour's worth of events, at its oldest end.
+//     hour's worth of events, at its oldest end. For a window not much longer than an
+//     hour the same bound can be most of the window: a 1h window is exact while the key
+//     has at most MaxEvents events in about an hour, and may otherwise count little more
+//     than its exact events, so choose MaxEvents above the peak events per key per
+//     shortest window that must stay exact.
 //   - the near end, t: only when t is earlier than the oldest exactly buffered event of
 //     the key (a query, or an event, reaching back past its whole buffer), and then at most
 //     the key's events in the window and in the hour holding t. Never for an event that is

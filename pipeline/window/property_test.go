@@ -297,6 +297,10 @@ func TestPropertyOverflow(t *testing.T) {
 					bounds(t, what, facts, nil, pt, d.Milliseconds(), maxDur, out[w])
 				}
 
+				if i%200 == 0 {
+					checkInvariants(t, s)
+					checkInvariants(t, ref)
+				}
 				if r.IntN(100) == 0 {
 					data, err := s.MarshalBinary()
 					if err != nil {

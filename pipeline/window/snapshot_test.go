@@ -269,7 +269,18 @@ func checkInvariants(t testing.TB, s *Store) {
 		}
 		// the running totals and the stack of maxima answer every suffix and range
 		bk := &sr.bk
-		for a := range bk.n() {
+		var sc, ss, sm int64 // suffix aggregates, all checked
+		for a := bk.n() - 1; a >= 0; a-- {
+			x := bk.at(a)
+			if a == bk.n()-1 || x.max > sm {
+				sm = x.max
+			}
+			sc, ss = sc+x.count, ss+x.sum
+			if gc, gs, gm := bk.aggregate(a, bk.n()); gc != sc || gs != ss || gm != sm {
+				t.Fatalf("key %q: buckets [%d,n) aggregate %d %d %d, want %d %d %d", k, a, gc, gs, gm, sc, ss, sm)
+			}
+		}
+		for a := range min(bk.n(), 40) { // and ranges, for small ones
 			var c, sum, mx int64
 			for b := a; b < bk.n(); b++ {
 				x := bk.at(b)

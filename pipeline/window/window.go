@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -253,27 +254,28 @@ func (s *Store) sized(out []Stats) []Stats {
 // Observe adds ev to key's series and fills out[i] with the stats of window Durations[i]
 // ending at ev.TS, this event included, returning out[:len(Durations)] (out is reallocated
 // only if too small). It also returns the previous event of this key: the latest one with
-// TS <= ev.TS that arrived before this one, ok=false if none is buffered exactly.
+// TS <= ev.TS that arrived before this one, hadPrev=false if none is buffered exactly.
 //
 // An event earlier than the key's newest is inserted in time order; its stats are those of
 // the window ending at its own TS. Observe allocates only when a key is new or its buffers
 // grow toward their caps.
-func (s *Store) Observe(key string, ev Event, out []Stats) (stats []Stats, prev Event, ok bool) {
+func (s *Store) Observe(key string, ev Event, out []Stats) (stats []Stats, prev Event, hadPrev bool) {
 	s.ensure()
 	out = s.sized(out)
 	sr := s.keys[key]
 	if sr == nil {
 		sr = s.newSeries()
-		s.keys[key] = sr
+		// A copy: the caller's key may share memory with a large input buffer.
+		s.keys[strings.Clone(key)] = sr
 		s.minNewest = min(s.minNewest, ev.TS)
 	}
 	hi := sr.upper(ev.TS)
 	if hi > 0 {
-		prev, ok = *sr.ev.at(hi - 1), true
+		prev, hadPrev = *sr.ev.at(hi - 1), true
 	}
 	s.compute(sr, ev.TS, hi, &ev, out)
 	s.insert(sr, ev, hi)
-	return out, prev, ok
+	return out, prev, hadPrev
 }
 
 // Peek fills out with the stats of each window ending at ts, (ts-d, ts], from the events
@@ -293,7 +295,8 @@ func (s *Store) Peek(key string, ts int64, out []Stats) []Stats {
 
 // Expire evicts every key whose newest event is at or before watermark-TTL (idle for at
 // least TTL of event time) and returns how many it evicted. It costs O(1) when no key is
-// due, and one pass over all keys otherwise.
+// due, and one pass over all keys otherwise: call it when the watermark has moved on by a
+// useful step (say a minute of event time), not for every event.
 func (s *Store) Expire(watermark int64) int {
 	if len(s.keys) == 0 {
 		return 0
@@ -350,9 +353,9 @@ func subSat(a, b int64) int64 {
 // compute fills out with the windows ending at t over sr's events, hi being sr.upper(t).
 // cur, if not nil, is an event at t counted in every window before those held.
 //
-// It walks backward once from the newest exact event at or before t, then through the
-// buckets that end at or before t, emitting each window (shortest first) when the walk
-// passes its start.
+// It walks backward once from the newest exact event at or before t, emitting each window
+// (shortest first) when the walk passes its start, and adds the buckets that lie entirely
+// in that window from their running totals.
 func (s *Store) compute(sr *series, t int64, hi int, cur *Event, out []Stats) {
 	var cnt, sum, mx, dist int64
 	set := &s.set
@@ -370,6 +373,7 @@ func (s *Store) compute(sr *series, t int64, hi int, cur *Event, out []Stats) {
 		j = sr.ev.phys(i)
 	}
 	bhi := sr.bk.upper(t) // buckets [0, bhi) end at or before t
+	lim := bhi            // the next window's buckets start before lim
 	for k, d := range s.durMs {
 		lower := subSat(t, d)
 		for ; i >= 0; i-- {
@@ -391,9 +395,11 @@ func (s *Store) compute(sr *series, t int64, hi int, cur *Event, out []Stats) {
 		}
 		st := Stats{Count: cnt, Sum: sum, Max: mx, Distinct: dist}
 		if bhi > 0 {
-			// Buckets [a, bhi) lie entirely in the window; windows are nested, so the next
-			// one's start is at or before a.
-			if a := sr.bk.start(lower, bhi); a < bhi {
+			// Buckets [a, bhi) lie entirely in the window. Windows are nested, so the
+			// next one's buckets start at or before a.
+			a := sr.bk.start(lower, lim)
+			lim = a
+			if a < bhi {
 				bc, bsum, bmax := sr.bk.aggregate(a, bhi)
 				if st.Count == 0 || bmax > st.Max {
 					st.Max = bmax
@@ -461,7 +467,7 @@ func (d *distinctSet) begin(n int) {
 			size *= 2
 		}
 		d.slots = make([]slot, size)
-		d.shift = uint8(64 - bitsLen(size-1))
+		d.shift = uint8(64 - bits.Len(uint(size-1)))
 		d.gen = 0
 	}
 	d.gen++
@@ -469,14 +475,6 @@ func (d *distinctSet) begin(n int) {
 		clear(d.slots)
 		d.gen = 1
 	}
-}
-
-func bitsLen(x int) int {
-	n := 0
-	for ; x > 0; x >>= 1 {
-		n++
-	}
-	return n
 }
 
 // add inserts h and reports whether it was new.
