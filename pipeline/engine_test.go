@@ -45,8 +45,10 @@ type countScorer struct{ seen map[string]int }
 
 type countFactory struct{ feature int }
 
-func (f *countFactory) NewScorer(int) (Scorer, error) { return &countScorer{seen: map[string]int{}}, nil }
-func (f *countFactory) Version() (string, string)     { return "rules", "test-1" }
+func (f *countFactory) NewScorer(int) (Scorer, error) {
+	return &countScorer{seen: map[string]int{}}, nil
+}
+func (f *countFactory) Version() (string, string) { return "rules", "test-1" }
 
 func (s *countScorer) Score(e *Eval) {
 	s.seen[e.Tx.CardID]++

@@ -36,6 +36,9 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Factory, error) {
 	if len(cfg.Windows.Durations) == 0 {
 		return nil, fmt.Errorf("velocity: no window durations")
 	}
+	if err := cfg.Windows.Validate(); err != nil {
+		return nil, fmt.Errorf("velocity: %w", err)
+	}
 	f := &Factory{cfg: cfg}
 	var err error
 	declare := func(name string) int {
@@ -76,15 +79,22 @@ func (f *Factory) Version() (kind, version string) { return "", "" }
 
 // NewScorer returns the scorer of one partition, with its own window store.
 func (f *Factory) NewScorer(int) (pipeline.Scorer, error) {
-	return &Scorer{f: f, store: window.NewStore(f.cfg.Windows), stats: make([]window.Stats, len(f.cfg.Windows.Durations))}, nil
+	store := window.NewStore(f.cfg.Windows)
+	return &Scorer{f: f, store: store, stats: make([]window.Stats, len(store.Config().Durations))}, nil
 }
 
 // Scorer computes the velocity features for one partition's cards.
 type Scorer struct {
-	f     *Factory
-	store *window.Store
-	stats []window.Stats
+	f          *Factory
+	store      *window.Store
+	stats      []window.Stats
+	maxTS      int64 // the newest event time this partition has seen
+	nextExpire int64
 }
+
+// expireEvery is how much event time passes between sweeps of idle cards: a sweep visits
+// every key, so it runs on a coarse step of event time, not per transaction.
+const expireEvery = int64(time.Hour / time.Millisecond)
 
 var scale = [...]float64{1, 10, 100, 1000, 10000, 100000, 1000000}
 
@@ -103,6 +113,13 @@ func (s *Scorer) Score(e *pipeline.Eval) {
 	}
 	if inNight(hour, f.cfg.NightStart, f.cfg.NightEnd) {
 		ft[f.night] = 1
+	}
+	if tx.TS > s.maxTS {
+		s.maxTS = tx.TS
+		if s.maxTS >= s.nextExpire {
+			s.store.Expire(s.maxTS)
+			s.nextExpire = s.maxTS + expireEvery
+		}
 	}
 	stats, prev, ok := s.store.Observe(tx.CardID, window.Event{TS: tx.TS, Amount: tx.Amount, Distinct: hash64(tx.MerchantID)}, s.stats)
 	if ok {
