@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fraudpipe/fraudpipe/ledger"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -274,5 +277,58 @@ output:
 	}
 	if !strings.Contains(stderr, "posted 0, rejected 0, duplicate ") {
 		t.Errorf("second run over the same ledger posted again:\n%s", stderr)
+	}
+}
+
+// TestReplayLedgerLimits replays with a small spending limit so that the ledger refuses
+// payments, then checks every ledger invariant from the stored entries and that the
+// decisions agree with what the ledger holds.
+func TestReplayLedgerLimits(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("ledger:\n  default_limit: \"300.00\"\n  batch_size: 64\n"), 0o644)
+	out, db := filepath.Join(dir, "d.ndjson"), filepath.Join(dir, "ledger.db")
+	code, _, stderr := fraudpipe(t, "replay", "--config", cfg, "--input", filepath.Join(repo, "testdata/streams/small.ndjson"), "--out", out, "--ledger", db)
+	if code != 0 {
+		t.Fatalf("replay: %s", stderr)
+	}
+	var posted, rejected int64
+	for _, l := range lines(t, out) {
+		var d struct {
+			Decision, Ledger string
+			Reasons          []string
+		}
+		json.Unmarshal([]byte(l), &d)
+		switch d.Ledger {
+		case "posted":
+			posted++
+			if d.Decision != "approve" {
+				t.Errorf("posted but %s: %s", d.Decision, l)
+			}
+		case "rejected":
+			rejected++
+			if d.Decision != "decline" || d.Reasons[0] != "ledger:insufficient_funds" {
+				t.Errorf("rejected without the ledger's reason first: %s", l)
+			}
+		}
+	}
+	if rejected == 0 || posted == 0 {
+		t.Fatalf("posted %d, rejected %d: the limit did not bite", posted, rejected)
+	}
+	l, err := ledger.OpenSQLite(db, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	if err := l.Verify(ctx); err != nil {
+		t.Fatalf("ledger invariants: %v", err)
+	}
+	st, err := l.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Entries != posted {
+		t.Errorf("ledger holds %d entries, decisions say %d posted", st.Entries, posted)
 	}
 }

@@ -110,12 +110,14 @@ func (s *Source) ReadBatch(ctx context.Context) ([]pipeline.Message, pipeline.Ac
 		line, err := s.r.ReadSlice('\n')
 		s.pos += int64(len(line))
 		n := len(a.data)
-		a.data = append(a.data, line...)
+		// Keep at most MaxLineBytes+1 bytes of a line (and its end) and skip the rest: enough
+		// for the engine to refuse it as too long, without holding it in memory.
+		const keep = pipeline.MaxLineBytes + 2
+		a.data = append(a.data, line[:min(keep, len(line))]...)
 		for err == bufio.ErrBufferFull {
-			// A line longer than the buffer: keep its head, skip the rest.
 			line, err = s.r.ReadSlice('\n')
 			s.pos += int64(len(line))
-			if room := pipeline.MaxLineBytes + 1 - (len(a.data) - n); room > 0 {
+			if room := keep - (len(a.data) - n); room > 0 {
 				a.data = append(a.data, line[:min(room, len(line))]...)
 			}
 		}
@@ -124,6 +126,9 @@ func (s *Source) ReadBatch(ctx context.Context) ([]pipeline.Message, pipeline.Ac
 			return nil, nil, fmt.Errorf("read at byte %d: %w", s.pos, err)
 		}
 		rec := bytes.TrimRight(a.data[n:], "\r\n")
+		if len(rec) > pipeline.MaxLineBytes+1 {
+			rec = rec[:pipeline.MaxLineBytes+1]
+		}
 		if len(bytes.TrimSpace(rec)) == 0 {
 			a.data = a.data[:n]
 		} else {

@@ -1,0 +1,83 @@
+package file
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fraudpipe/fraudpipe/pipeline"
+)
+
+func decided(id string, outcome pipeline.Outcome, reasons ...string) *pipeline.Event {
+	ev := &pipeline.Event{Features: []float64{1.5, 3}}
+	ev.Tx.ID, ev.Tx.TSText = id, "2026-11-25T10:00:00Z"
+	ev.Decision = pipeline.Decision{Outcome: outcome, Reasons: reasons, Ledger: pipeline.LedgerPosted, Rules: "sha256:abc", Score: 0.25, HasScore: true}
+	return ev
+}
+
+func TestDecisionsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.ndjson")
+	s, err := Create(path, Options{Kind: Decisions, Features: []string{"f1", "f2"}, Sync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.WriteBatch(ctx, []*pipeline.Event{decided("a", pipeline.Approve), decided(`q"uote`, pipeline.Decline, "rule:x")}); err != nil {
+		t.Fatal(err)
+	}
+	// WriteBatch returns only when the batch is in the file: readable before Close.
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines in the file after WriteBatch, want 2", len(lines))
+	}
+	want := `{"id":"a","ts":"2026-11-25T10:00:00Z","decision":"approve","score":0.25,"reasons":[],"ledger":"posted","rules":"sha256:abc","features":{"f1":1.5,"f2":3}}`
+	if lines[0] != want {
+		t.Errorf("got  %s\nwant %s", lines[0], want)
+	}
+	var d struct {
+		ID       string
+		Decision string
+		Reasons  []string
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &d); err != nil || d.ID != `q"uote` || d.Decision != "decline" || d.Reasons[0] != "rule:x" {
+		t.Errorf("second line %s: %+v %v", lines[1], d, err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeadLettersFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dead.ndjson")
+	s, err := Create(path, Options{Kind: DeadLetters})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := &pipeline.Event{Raw: []byte("{\"id\":\xff}"), Source: "in.ndjson", Pos: 42, Err: &pipeline.DecodeError{Code: "invalid_json", Detail: "string is not valid UTF-8"}}
+	if err := s.WriteBatch(context.Background(), []*pipeline.Event{bad}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close(context.Background())
+	b, _ := os.ReadFile(path)
+	var dl map[string]any
+	if err := json.Unmarshal(b, &dl); err != nil {
+		t.Fatal(err)
+	}
+	if dl["raw_base64"] != "eyJpZCI6/30=" || dl["reason"] != "invalid_json: string is not valid UTF-8" || dl["source"] != "in.ndjson" || dl["offset"] != 42.0 {
+		t.Errorf("dead letter %s", b)
+	}
+}
+
+func TestWriteErrorIsReported(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.ndjson")
+	s, _ := Create(path, Options{})
+	s.f.Close() // the disk goes away under the sink
+	err := s.WriteBatch(context.Background(), []*pipeline.Event{decided("a", pipeline.Approve)})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("WriteBatch on a closed file: %v", err)
+	}
+}
