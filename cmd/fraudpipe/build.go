@@ -25,6 +25,40 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
+// scorersFor builds the feature scorers a config asks for, declaring their features.
+func scorersFor(cfg *config.Config) (*pipeline.FeatureSchema, []pipeline.ScorerFactory, error) {
+	schema := pipeline.NewFeatureSchema()
+	var scorers []pipeline.ScorerFactory
+	if cfg.Scoring.Velocity.Enabled {
+		wc := window.Config{MaxEvents: cfg.Windows.MaxEvents, TTL: time.Duration(cfg.Windows.TTL)}
+		for _, d := range cfg.Windows.Durations {
+			wc.Durations = append(wc.Durations, time.Duration(d))
+		}
+		v, err := velocity.New(velocity.Config{
+			Windows:    wc,
+			NightStart: cfg.Scoring.Velocity.NightStart,
+			NightEnd:   cfg.Scoring.Velocity.NightEnd,
+		}, schema)
+		if err != nil {
+			return nil, nil, err
+		}
+		scorers = append(scorers, v)
+	}
+	return schema, scorers, nil
+}
+
+// rulesFor compiles the config's rule file, or the built-in rules, against schema.
+func rulesFor(cfg *config.Config, schema *pipeline.FeatureSchema) (*rules.RuleSet, error) {
+	switch f := cfg.Scoring.Rules.File; {
+	case f != "":
+		return rules.Load(cfg.Resolve(f), schema)
+	case !cfg.Scoring.Velocity.Enabled:
+		return nil, fmt.Errorf("the built-in rules read velocity features: with scoring.velocity.enabled false, set scoring.rules.file to rules of your own")
+	default:
+		return rules.Default(schema)
+	}
+}
+
 // stack is an engine and what it owns, closed together.
 type stack struct {
 	engine  *pipeline.Engine
@@ -49,31 +83,11 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 			st.close(context.Background())
 		}
 	}()
-	schema := pipeline.NewFeatureSchema()
-	var scorers []pipeline.ScorerFactory
-	if cfg.Scoring.Velocity.Enabled {
-		wc := window.Config{MaxEvents: cfg.Windows.MaxEvents, TTL: time.Duration(cfg.Windows.TTL)}
-		for _, d := range cfg.Windows.Durations {
-			wc.Durations = append(wc.Durations, time.Duration(d))
-		}
-		v, err := velocity.New(velocity.Config{
-			Windows:    wc,
-			NightStart: cfg.Scoring.Velocity.NightStart,
-			NightEnd:   cfg.Scoring.Velocity.NightEnd,
-		}, schema)
-		if err != nil {
-			return nil, err
-		}
-		scorers = append(scorers, v)
-	}
-	if f := cfg.Scoring.Rules.File; f != "" {
-		st.ruleSet, err = rules.Load(cfg.Resolve(f), schema)
-	} else if !cfg.Scoring.Velocity.Enabled {
-		return nil, fmt.Errorf("the built-in rules read velocity features: with scoring.velocity.enabled false, set scoring.rules.file to rules of your own")
-	} else {
-		st.ruleSet, err = rules.Default(schema)
-	}
+	schema, scorers, err := scorersFor(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if st.ruleSet, err = rulesFor(cfg, schema); err != nil {
 		return nil, err
 	}
 	scorers = append(scorers, st.ruleSet)

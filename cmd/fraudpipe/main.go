@@ -25,6 +25,7 @@ func init() {
 		{"replay", "feed a recorded stream through the engine and write its decisions", cmdReplay},
 		{"gen", "write a labelled synthetic transaction stream", cmdGen},
 		{"lint", "check a config file without running it", cmdLint},
+		{"rules", "run rule unit tests", cmdRules},
 		{"config", "print the config reference or a complete example config", cmdConfig},
 	}
 }

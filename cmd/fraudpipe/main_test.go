@@ -332,3 +332,16 @@ func TestReplayLedgerLimits(t *testing.T) {
 		t.Errorf("ledger holds %d entries, decisions say %d posted", st.Entries, posted)
 	}
 }
+
+func TestRulesTest(t *testing.T) {
+	code, stdout, stderr := fraudpipe(t, "rules", "test", filepath.Join(repo, "scorers/rules/testdata/default_test.yaml"))
+	if code != 0 || !strings.Contains(stdout, " passed, 0 failed") {
+		t.Fatalf("built-in rule tests: exit %d\n%s%s", code, stdout, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad_test.yaml")
+	os.WriteFile(bad, []byte("tests:\n  - name: wrong expectation\n    tx: {amount: \"1.00\"}\n    features: {card_count_1h: 9}\n    expect: []\n"), 0o644)
+	code, stdout, stderr = fraudpipe(t, "rules", "test", bad)
+	if code != 1 || !strings.Contains(stdout, "FAIL wrong expectation (line 2)") || !strings.Contains(stderr, "1 of 1 rule tests failed") {
+		t.Errorf("failing rule test: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
