@@ -17,6 +17,7 @@ build:
 # config: velocity features, CEL rules, the SQLite ledger, decisions and dead letters.
 demo: build
 	@mkdir -p $(OUT)
+	@rm -f $(OUT)/ledger.db $(OUT)/ledger.db-wal $(OUT)/ledger.db-shm
 	$(BIN) gen --seed 1 $(DEMO_ARGS) --out $(OUT)/transactions.ndjson
 	$(BIN) replay --input $(OUT)/transactions.ndjson --out $(OUT)/decisions.ndjson --ledger $(OUT)/ledger.db
 	@echo "decisions: $(OUT)/decisions.ndjson  dead letters: $(OUT)/decisions.dead.ndjson  ledger: $(OUT)/ledger.db"
