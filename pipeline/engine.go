@@ -18,6 +18,8 @@ type EngineConfig struct {
 	LedgerBatch    int           // most postings per ledger commit; default 4096
 	LedgerMaxDelay time.Duration // longest a decision waits for its ledger batch; default 5ms
 	KeepFeatures   bool          // copy feature values onto each event for the sinks
+	FlushInterval  time.Duration // longest a written batch waits for its sinks' flush; default 100ms
+	MaxUnflushed   int           // most batches written but not yet flushed; default 4 × QueueBatches
 }
 
 func (c *EngineConfig) withDefaults() EngineConfig {
@@ -39,6 +41,12 @@ func (c *EngineConfig) withDefaults() EngineConfig {
 	}
 	if o.LedgerMaxDelay <= 0 {
 		o.LedgerMaxDelay = 5 * time.Millisecond
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 100 * time.Millisecond
+	}
+	if o.MaxUnflushed <= 0 {
+		o.MaxUnflushed = 4 * o.QueueBatches
 	}
 	return o
 }
@@ -387,10 +395,37 @@ func applyPosting(ev *Event, r *PostRequest) {
 	}
 }
 
-// sinkStage writes each batch to every sink in input order, counts it, and acknowledges it
-// to its source once every sink has it.
+// sinkStage writes each batch to every sink in input order and counts it. It flushes the
+// sinks when no further batch is waiting, when MaxUnflushed batches are written, or when
+// FlushInterval has passed since the last flush; only then does it acknowledge the batches
+// to their source, in order.
 func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch) error {
 	var decided, dead []*Event
+	var unflushed []*batch
+	lastFlush := time.Now()
+	flush := func() error {
+		for _, s := range e.sinks {
+			if err := s.Flush(ctx); err != nil {
+				return fmt.Errorf("sink: %w", err)
+			}
+		}
+		if e.deadLetters != nil {
+			if err := e.deadLetters.Flush(ctx); err != nil {
+				return fmt.Errorf("dead letters: %w", err)
+			}
+		}
+		for _, b := range unflushed {
+			if b.ack != nil {
+				if err := b.ack(ctx, nil); err != nil {
+					return fmt.Errorf("ack: %w", err)
+				}
+			}
+		}
+		clear(unflushed)
+		unflushed = unflushed[:0]
+		lastFlush = time.Now()
+		return nil
+	}
 	for b := range sinkQ {
 		decided, dead = decided[:0], dead[:0]
 		for i := range b.events {
@@ -424,11 +459,12 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch) error {
 				return fmt.Errorf("dead letters: %w", err)
 			}
 		}
-		if b.ack != nil {
-			if err := b.ack(ctx, nil); err != nil {
-				return fmt.Errorf("ack: %w", err)
+		unflushed = append(unflushed, b)
+		if len(sinkQ) == 0 || len(unflushed) >= e.cfg.MaxUnflushed || time.Since(lastFlush) >= e.cfg.FlushInterval {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 	}
-	return nil
+	return flush()
 }

@@ -113,7 +113,22 @@ func (c *collectSink) WriteBatch(_ context.Context, evs []*Event) error {
 	}
 	return nil
 }
+func (c *collectSink) Flush(context.Context) error { return nil }
 func (c *collectSink) Close(context.Context) error { return nil }
+
+// flakySink accepts writes and fails its flushes after the first few.
+type flakySink struct {
+	collectSink
+	flushes, okFlushes int
+}
+
+func (f *flakySink) Flush(context.Context) error {
+	f.flushes++
+	if f.flushes > f.okFlushes {
+		return errors.New("bulk endpoint said 503")
+	}
+	return nil
+}
 
 func txLine(id, card string, amount string, channel string) []byte {
 	return fmt.Appendf(nil, `{"id":%q,"ts":"2026-11-25T10:%02d:00Z","card_id":%q,"account_id":"acct-%s","merchant_id":"m-1","amount":%q,"currency":"EUR","channel":%q}`,
@@ -320,5 +335,26 @@ func TestDedupRemembersForTTL(t *testing.T) {
 	d.seen("c", 200) // far ahead: everything older is dropped
 	if d.seen("a", 200) {
 		t.Fatal("id remembered long after ttl")
+	}
+}
+
+// TestEngineAcksOnlyFlushed checks that a batch a sink has accepted but not made durable is
+// never acknowledged to its source.
+func TestEngineAcksOnlyFlushed(t *testing.T) {
+	schema := NewFeatureSchema()
+	schema.Declare("card_count")
+	sink := &flakySink{okFlushes: 2}
+	e, _ := NewEngine(EngineOptions{Config: EngineConfig{MaxUnflushed: 3}, Schema: schema, Scorers: []ScorerFactory{&countFactory{}}, Sinks: []Sink{sink}})
+	src := &sliceSource{lines: manyLines(1000), batch: 10}
+	err := e.Run(context.Background(), src)
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Run = %v, want the flush error", err)
+	}
+	// Two flushes succeeded, each covering at most MaxUnflushed batches of 10.
+	if src.acked == 0 || src.acked > 2*3*10 || src.acked%10 != 0 {
+		t.Errorf("acked %d events after 2 good flushes of at most 3 batches", src.acked)
+	}
+	if len(sink.lines) <= src.acked {
+		t.Errorf("wrote %d, acked %d: the failing flush's writes should be unacknowledged", len(sink.lines), src.acked)
 	}
 }

@@ -28,10 +28,15 @@ type Source interface {
 // required sink (err == nil), or not (err != nil, the source may redeliver).
 type AckFunc func(ctx context.Context, err error) error
 
-// Sink receives decided events in input order. WriteBatch returns only when the batch is
-// durable in the sink, or with an error; a sink never keeps a reference to the events.
+// Sink receives decided events in input order. WriteBatch may buffer; Flush returns only
+// when everything written before it is durable in the sink (or with an error). The engine
+// acknowledges a batch to its source only after every sink has flushed it, so a sink that
+// buffers loses nothing when the process dies. The events passed to WriteBatch stay valid
+// until the next Flush returns; the slice holding them may be reused as soon as WriteBatch
+// returns.
 type Sink interface {
 	WriteBatch(ctx context.Context, events []*Event) error
+	Flush(ctx context.Context) error
 	Close(ctx context.Context) error
 }
 

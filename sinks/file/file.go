@@ -20,9 +20,9 @@ const (
 	DeadLetters
 )
 
-// Sink appends one JSON line per event to a file. WriteBatch flushes the batch to the
-// operating system before it returns; with Sync set it also fsyncs, so a batch is durable
-// on disk when acknowledged.
+// Sink appends one JSON line per event to a file. WriteBatch encodes into a buffer; Flush
+// hands the buffer to the operating system (which survives the process dying) and, with
+// Sync set, fsyncs (which survives the machine dying).
 type Sink struct {
 	kind     Kind
 	f        *os.File
@@ -62,7 +62,7 @@ func NewWriter(w io.Writer, o Options) *Sink {
 	return &Sink{kind: o.Kind, features: o.Features, w: w, bw: bufio.NewWriterSize(w, 1<<20), path: "writer"}
 }
 
-// WriteBatch writes the events and flushes them.
+// WriteBatch encodes the events into the file's buffer.
 func (s *Sink) WriteBatch(_ context.Context, events []*pipeline.Event) error {
 	for _, ev := range events {
 		s.buf = s.buf[:0]
@@ -76,6 +76,11 @@ func (s *Sink) WriteBatch(_ context.Context, events []*pipeline.Event) error {
 			return fmt.Errorf("write %s: %w", s.path, err)
 		}
 	}
+	return nil
+}
+
+// Flush writes the buffer to the file and, with Sync, fsyncs it.
+func (s *Sink) Flush(context.Context) error {
 	if err := s.bw.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}

@@ -28,7 +28,13 @@ func TestDecisionsFile(t *testing.T) {
 	if err := s.WriteBatch(ctx, []*pipeline.Event{decided("a", pipeline.Approve), decided(`q"uote`, pipeline.Decline, "rule:x")}); err != nil {
 		t.Fatal(err)
 	}
-	// WriteBatch returns only when the batch is in the file: readable before Close.
+	if b, _ := os.ReadFile(path); len(b) != 0 {
+		t.Errorf("%d bytes in the file before Flush", len(b))
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Flush returns only when the batch is in the file: readable before Close.
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	if len(lines) != 2 {
@@ -76,7 +82,8 @@ func TestWriteErrorIsReported(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "d.ndjson")
 	s, _ := Create(path, Options{})
 	s.f.Close() // the disk goes away under the sink
-	err := s.WriteBatch(context.Background(), []*pipeline.Event{decided("a", pipeline.Approve)})
+	s.WriteBatch(context.Background(), []*pipeline.Event{decided("a", pipeline.Approve)})
+	err := s.Flush(context.Background())
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("WriteBatch on a closed file: %v", err)
 	}
