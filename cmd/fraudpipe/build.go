@@ -8,7 +8,6 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/fraudpipe/fraudpipe/ledger"
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/pipeline/config"
 	"github.com/fraudpipe/fraudpipe/pipeline/window"
@@ -92,31 +91,9 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 	}
 	scorers = append(scorers, st.ruleSet)
 
-	switch cfg.Ledger.Driver {
-	case "sqlite":
-		path := cfg.Resolve(cfg.Ledger.Path)
-		if out.ledgerPath != "" {
-			path = out.ledgerPath
-		}
-		limit := cfg.Ledger.DefaultLimit
-		if _, err := limit.Minor(2); err != nil {
-			return nil, fmt.Errorf("ledger.default_limit: %w", err)
-		}
-		l, err := ledger.OpenSQLite(path, ledger.Options{
-			DefaultLimit: func(c pipeline.Currency) int64 {
-				m, _ := limit.Minor(c.Digits)
-				return m
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		st.ledger = l
-	case "none":
-	default:
-		return nil, fmt.Errorf("ledger.driver %q is not supported", cfg.Ledger.Driver)
+	if st.ledger, err = openLedger(cfg, out.ledgerPath); err != nil {
+		return nil, err
 	}
-
 	if out.decisions != "" {
 		var names []string
 		if cfg.Output.Features {
@@ -134,6 +111,13 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 			return nil, err
 		}
 		st.dead = s
+	}
+	for _, b := range sinkBuilders {
+		sinks, err := b(cfg, schema)
+		if err != nil {
+			return nil, err
+		}
+		st.sinks = append(st.sinks, sinks...)
 	}
 	st.engine, err = pipeline.NewEngine(pipeline.EngineOptions{
 		Config: pipeline.EngineConfig{
