@@ -21,12 +21,16 @@ func openLedger(cfg *config.Config, pathOverride string) (pipeline.Ledger, error
 		if _, err := limit.Minor(2); err != nil {
 			return nil, fmt.Errorf("ledger.default_limit: %w", err)
 		}
-		return ledger.OpenSQLite(path, ledger.Options{
+		l, err := ledger.OpenSQLite(path, ledger.Options{
 			DefaultLimit: func(c pipeline.Currency) int64 {
 				m, _ := limit.Minor(c.Digits)
 				return m
 			},
 		})
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return l, nil
 	case "none":
 		return nil, nil
 	}
