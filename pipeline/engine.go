@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -20,12 +22,26 @@ type EngineConfig struct {
 	KeepFeatures   bool          // copy feature values onto each event for the sinks
 	FlushInterval  time.Duration // longest a written batch waits for its sinks' flush; default 100ms
 	MaxUnflushed   int           // most batches written but not yet flushed; default 4 × QueueBatches
+
+	// MaxOutOfOrderness is how far behind the newest event time seen an event may be and
+	// still be on time: the watermark is the newest event time minus this. Default 30s.
+	MaxOutOfOrderness time.Duration
+	// AllowedLateness is how far behind the watermark an event may be and still update
+	// state; a later event is decided from the state as it is, flagged late and counted.
+	// Default 5m.
+	AllowedLateness time.Duration
+
+	CheckpointEvery time.Duration // time between checkpoints when a store is given; default 10s
+	CheckpointKeep  int           // checkpoints kept; default 3
+
+	autoPartitions bool // Partitions was left to the default: a checkpoint may set it
 }
 
 func (c *EngineConfig) withDefaults() EngineConfig {
 	o := *c
 	if o.Partitions <= 0 {
 		o.Partitions = runtime.GOMAXPROCS(0)
+		o.autoPartitions = true
 	}
 	if o.Decoders <= 0 {
 		o.Decoders = runtime.GOMAXPROCS(0)
@@ -41,6 +57,18 @@ func (c *EngineConfig) withDefaults() EngineConfig {
 	}
 	if o.LedgerMaxDelay <= 0 {
 		o.LedgerMaxDelay = 5 * time.Millisecond
+	}
+	if o.MaxOutOfOrderness <= 0 {
+		o.MaxOutOfOrderness = 30 * time.Second
+	}
+	if o.AllowedLateness <= 0 {
+		o.AllowedLateness = 5 * time.Minute
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 10 * time.Second
+	}
+	if o.CheckpointKeep <= 0 {
+		o.CheckpointKeep = 3
 	}
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 100 * time.Millisecond
@@ -64,6 +92,9 @@ type Engine struct {
 	model       string
 	rules       string
 	stats       Stats
+	store       CheckpointStore
+	restored    *Checkpoint
+	log         *slog.Logger
 }
 
 // EngineOptions are the parts an Engine is built from.
@@ -74,6 +105,8 @@ type EngineOptions struct {
 	Ledger      Ledger          // nil: no ledger, approved decisions say "skipped"
 	Sinks       []Sink          // receive decided events
 	DeadLetters Sink            // receives refused events; nil discards them (they are still counted)
+	Checkpoints CheckpointStore // where checkpoints go; nil: none
+	Logger      *slog.Logger    // nil: discard
 }
 
 // NewEngine builds an engine from its parts.
@@ -88,6 +121,11 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		ledger:      o.Ledger,
 		sinks:       o.Sinks,
 		deadLetters: o.DeadLetters,
+		store:       o.Checkpoints,
+		log:         o.Logger,
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
 	}
 	for _, f := range o.Scorers {
 		switch kind, v := f.Version(); kind {
@@ -115,8 +153,14 @@ type Stats struct {
 	ByLedger    [4]int64         // decided, by LedgerStatus
 	DeadLetters map[string]int64 // refused, by reason code
 	Duplicates  int64            // transaction ids seen again within the dedup TTL (also dead letters)
-	Late        int64
-	Elapsed     time.Duration
+	Late        int64 // decided later than the allowed lateness, state untouched
+	Watermark   int64 // the engine watermark at the end, Unix ms
+	Checkpoints int64 // checkpoints written
+	// CheckpointFailures counts checkpoints that could not be written; the previous one
+	// stays the newest complete one.
+	CheckpointFailures int64
+	LastCheckpoint     time.Duration // how long the last checkpoint took, barrier to manifest
+	Elapsed            time.Duration
 }
 
 // DeadLetterTotal is the number of refused events.
@@ -136,6 +180,19 @@ type batch struct {
 	decoded chan struct{} // closed when every event is decoded
 	scored  chan struct{} // closed when every partition finished its part
 	pending sync.WaitGroup
+	barrier *barrier // non-nil: a checkpoint barrier, with no events
+}
+
+// barrier marks a point of the input where every stage records its state. Stages pass it
+// on in order, so each records exactly the effect of the events before it.
+type barrier struct {
+	id        uint64
+	started   time.Time
+	sourcePos []byte
+	nextSeq   uint64
+	watermark int64
+	snapshots [][]byte // per partition
+	errs      []error  // per partition
 }
 
 type subBatch struct {
@@ -143,13 +200,54 @@ type subBatch struct {
 	idx []int32
 }
 
+// Restore loads the newest complete checkpoint of the engine's checkpoint store, so that
+// the next Run resumes from it: partition state, the source position, the sinks' committed
+// output and the sequence numbers. It returns nil when the store holds no checkpoint.
+func (e *Engine) Restore(ctx context.Context) (*Manifest, error) {
+	if e.store == nil {
+		return nil, nil
+	}
+	c, err := e.store.Latest(ctx)
+	if errors.Is(err, ErrNoCheckpoint) {
+		if err.Error() != ErrNoCheckpoint.Error() {
+			e.log.Warn("no usable checkpoint", "store", e.store.String(), "err", err)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &c.Manifest, e.RestoreFrom(c)
+}
+
+// RestoreFrom makes the next Run resume from checkpoint c.
+func (e *Engine) RestoreFrom(c *Checkpoint) error {
+	m := c.Manifest
+	if !e.cfg.autoPartitions && e.cfg.Partitions != m.Partitions {
+		return fmt.Errorf("checkpoint %s was taken with %d partitions, the config asks for %d: set engine.partitions to %d (or 0) to resume from it",
+			c.Location, m.Partitions, e.cfg.Partitions, m.Partitions)
+	}
+	e.cfg.Partitions = m.Partitions
+	e.restored = c
+	return nil
+}
+
 // Run reads src until it ends or ctx is cancelled, and returns when every event read has
 // been decided and written to the sinks (or an error stopped the run). On cancellation it
-// stops reading and drains the work in flight.
+// stops reading, drains the work in flight and, with a checkpoint store, takes a final
+// checkpoint.
 func (e *Engine) Run(ctx context.Context, src Source) error {
 	start := time.Now()
 	defer func() { e.stats.Elapsed = time.Since(start) }()
 
+	var nextSeq uint64
+	var watermark int64 = math.MinInt64
+	nextID := uint64(1)
+	if e.store != nil {
+		if _, ok := src.(Positioner); !ok {
+			return fmt.Errorf("source %s cannot rewind, so a checkpoint could not resume it: read a file, or turn checkpoints off", src.Name())
+		}
+	}
 	partitions := make([]*partition, e.cfg.Partitions)
 	for p := range partitions {
 		pt, err := newPartition(p, e)
@@ -158,11 +256,18 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 		}
 		partitions[p] = pt
 	}
+	if c := e.restored; c != nil {
+		if err := e.restore(c, src, partitions); err != nil {
+			return err
+		}
+		nextSeq, watermark, nextID = c.Manifest.NextSeq, c.Manifest.Watermark, c.Manifest.ID+1
+		e.log.Info("resumed from checkpoint", "checkpoint", c.Location, "next_seq", nextSeq)
+	}
 
-	// A stage that fails cancels the run so the others stop; the first error is returned.
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	fail := func(err error) { cancel(err) }
+	// Cancelling ctx stops the reading only; the stages after it drain with a context that
+	// is cancelled when one of them fails, so the first error stops them all.
+	workCtx, fail := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer fail(nil)
 
 	q := e.cfg.QueueBatches
 	decodeQ := make(chan *batch, q)
@@ -179,7 +284,10 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 	wg.Go(func() {
 		defer close(decodeQ)
 		defer close(orderQ)
-		readErr = e.read(runCtx, src, decodeQ, orderQ)
+		stop, cancel := context.WithCancel(ctx)
+		defer cancel()
+		context.AfterFunc(workCtx, cancel)
+		readErr = e.read(stop, src, nextSeq, nextID, decodeQ, orderQ)
 	})
 	var decoders sync.WaitGroup
 	for range e.cfg.Decoders {
@@ -197,7 +305,7 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 			}
 			close(seqQ)
 		}()
-		route(orderQ, partQ, seqQ)
+		e.stats.Watermark = e.route(orderQ, partQ, seqQ, watermark)
 	})
 	for i, pt := range partitions {
 		wg.Go(func() { pt.run(partQ[i]) })
@@ -205,7 +313,7 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 	var ledgerErr error
 	wg.Go(func() {
 		defer close(sinkQ)
-		if ledgerErr = e.ledgerStage(seqQ, sinkQ); ledgerErr != nil {
+		if ledgerErr = e.ledgerStage(workCtx, seqQ, sinkQ); ledgerErr != nil {
 			fail(ledgerErr)
 			for b := range seqQ { // unblock the stages before
 				<-b.scored
@@ -214,7 +322,7 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 	})
 	var sinkErr error
 	wg.Go(func() {
-		if sinkErr = e.sinkStage(runCtx, sinkQ); sinkErr != nil {
+		if sinkErr = e.sinkStage(workCtx, sinkQ, src); sinkErr != nil {
 			fail(sinkErr)
 			for range sinkQ {
 			}
@@ -225,20 +333,76 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 	return errors.Join(readErr, ledgerErr, sinkErr)
 }
 
-func (e *Engine) read(ctx context.Context, src Source, decodeQ, orderQ chan<- *batch) error {
-	var seq uint64
+// restore applies checkpoint c to the partitions, the sinks and the source.
+func (e *Engine) restore(c *Checkpoint, src Source, partitions []*partition) error {
+	for _, pt := range partitions {
+		data, ok := c.Files[partitionFile(pt.id)]
+		if !ok {
+			return fmt.Errorf("checkpoint %s lacks %s", c.Location, partitionFile(pt.id))
+		}
+		if err := pt.restore(data); err != nil {
+			return fmt.Errorf("checkpoint %s: partition %d: %w", c.Location, pt.id, err)
+		}
+	}
+	for i, s := range e.sinks {
+		if sn, ok := s.(Snapshotter); ok {
+			if data, ok := c.Files[sinkFile(i)]; ok {
+				if err := sn.Restore(data); err != nil {
+					return fmt.Errorf("checkpoint %s: sink %d: %w", c.Location, i, err)
+				}
+			}
+		}
+	}
+	if sn, ok := e.deadLetters.(Snapshotter); ok {
+		if data, ok := c.Files[sinkFile(len(e.sinks))]; ok {
+			if err := sn.Restore(data); err != nil {
+				return fmt.Errorf("checkpoint %s: dead letters: %w", c.Location, err)
+			}
+		}
+	}
+	pos, ok := c.Files[sourceFile]
+	if !ok {
+		return fmt.Errorf("checkpoint %s lacks the source position", c.Location)
+	}
+	p, ok := src.(Positioner)
+	if !ok {
+		return fmt.Errorf("source %s cannot rewind to checkpoint %s", src.Name(), c.Location)
+	}
+	if err := p.Seek(pos); err != nil {
+		return fmt.Errorf("rewind %s to checkpoint %s: %w", src.Name(), c.Location, err)
+	}
+	return nil
+}
+
+func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decodeQ, orderQ chan<- *batch) error {
 	name := src.Name()
+	lastBarrier := time.Now()
+	barrierNow := func() error {
+		if e.store == nil {
+			return nil
+		}
+		pos, err := src.(Positioner).Position()
+		if err != nil {
+			return fmt.Errorf("position of %s: %w", name, err)
+		}
+		b := &batch{decoded: make(chan struct{}), scored: make(chan struct{}), barrier: &barrier{
+			id: nextID, started: time.Now(), sourcePos: pos, nextSeq: seq,
+			snapshots: make([][]byte, e.cfg.Partitions), errs: make([]error, e.cfg.Partitions),
+		}}
+		close(b.decoded)
+		nextID++
+		lastBarrier = time.Now()
+		orderQ <- b
+		return nil
+	}
 	for {
 		if ctx.Err() != nil {
-			return nil // cancelled: drain what was read
+			return barrierNow() // stopped: drain what was read, then a final checkpoint
 		}
 		msgs, ack, err := src.ReadBatch(ctx)
 		if err != nil {
-			if errors.Is(err, ErrEndOfInput) {
-				return nil
-			}
-			if ctx.Err() != nil {
-				return nil
+			if errors.Is(err, ErrEndOfInput) || ctx.Err() != nil {
+				return barrierNow()
 			}
 			return fmt.Errorf("read %s: %w", name, err)
 		}
@@ -264,6 +428,11 @@ func (e *Engine) read(ctx context.Context, src Source, decodeQ, orderQ chan<- *b
 		}
 		decodeQ <- b
 		orderQ <- b
+		if e.store != nil && time.Since(lastBarrier) >= e.cfg.CheckpointEvery {
+			if err := barrierNow(); err != nil {
+				return err
+			}
+		}
 	}
 }
 
@@ -277,16 +446,43 @@ func decodeBatch(b *batch) {
 }
 
 // route hands each decoded event to the partition that owns its card, batch by batch in
-// input order, so every partition sees its keys in input order.
-func route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- *batch) {
+// input order, so every partition sees its keys in input order. It keeps the watermark:
+// the newest event time seen minus the allowed out-of-orderness; an event more than the
+// allowed lateness behind it is flagged late. Barriers go to every partition. It returns
+// the final watermark.
+func (e *Engine) route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- *batch, watermark int64) int64 {
 	n := uint32(len(partQ))
 	parts := make([][]int32, n)
+	ooo := e.cfg.MaxOutOfOrderness.Milliseconds()
+	lateness := e.cfg.AllowedLateness.Milliseconds()
+	newest := int64(math.MinInt64)
+	if watermark != math.MinInt64 {
+		newest = watermark + ooo
+	}
 	for b := range orderQ {
 		<-b.decoded
+		if br := b.barrier; br != nil {
+			br.watermark = watermark
+			for p := range partQ {
+				b.pending.Add(1)
+				partQ[p] <- subBatch{b: b}
+			}
+			go func() { b.pending.Wait(); close(b.scored) }()
+			seqQ <- b
+			continue
+		}
 		for i := range b.events {
 			ev := &b.events[i]
 			if ev.Err != nil {
 				continue
+			}
+			ts := ev.Tx.TS
+			if watermark != math.MinInt64 && ts < watermark-lateness {
+				ev.Late = true
+			}
+			if ts > newest {
+				newest = ts
+				watermark = newest - ooo
 			}
 			p := PartitionOf(ev.Tx.CardID, n)
 			parts[p] = append(parts[p], int32(i))
@@ -302,6 +498,7 @@ func route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- *batch) {
 		go func() { b.pending.Wait(); close(b.scored) }()
 		seqQ <- b
 	}
+	return watermark
 }
 
 // PartitionOf maps a key to one of n partitions (FNV-1a), the same on every machine.
@@ -316,7 +513,7 @@ func PartitionOf(key string, n uint32) uint32 {
 
 // ledgerStage takes scored batches in input order, posts their approved transactions in
 // group commits, and passes each batch on once its postings are durable.
-func (e *Engine) ledgerStage(seqQ <-chan *batch, sinkQ chan<- *batch) error {
+func (e *Engine) ledgerStage(ctx context.Context, seqQ <-chan *batch, sinkQ chan<- *batch) error {
 	var held []*batch
 	var reqs []PostRequest
 	var owners []*Event
@@ -324,7 +521,7 @@ func (e *Engine) ledgerStage(seqQ <-chan *batch, sinkQ chan<- *batch) error {
 	timer.Stop()
 	flush := func() error {
 		if len(reqs) > 0 {
-			if err := e.ledger.Post(context.Background(), reqs); err != nil {
+			if err := e.ledger.Post(ctx, reqs); err != nil {
 				return fmt.Errorf("ledger: %w", err)
 			}
 			for i := range reqs {
@@ -374,7 +571,8 @@ func (e *Engine) ledgerStage(seqQ <-chan *batch, sinkQ chan<- *batch) error {
 			timer.Reset(e.cfg.LedgerMaxDelay)
 		}
 		held = append(held, b)
-		if len(reqs) >= e.cfg.LedgerBatch || e.ledger == nil {
+		// A barrier flushes at once: a checkpoint covers only postings that are durable.
+		if len(reqs) >= e.cfg.LedgerBatch || e.ledger == nil || b.barrier != nil {
 			timer.Stop()
 			if err := flush(); err != nil {
 				return err
@@ -399,7 +597,7 @@ func applyPosting(ev *Event, r *PostRequest) {
 // sinks when no further batch is waiting, when MaxUnflushed batches are written, or when
 // FlushInterval has passed since the last flush; only then does it acknowledge the batches
 // to their source, in order.
-func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch) error {
+func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source) error {
 	var decided, dead []*Event
 	var unflushed []*batch
 	lastFlush := time.Now()
@@ -427,6 +625,13 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch) error {
 		return nil
 	}
 	for b := range sinkQ {
+		if b.barrier != nil {
+			if err := flush(); err != nil {
+				return err
+			}
+			e.checkpoint(ctx, b.barrier, src)
+			continue
+		}
 		decided, dead = decided[:0], dead[:0]
 		for i := range b.events {
 			ev := &b.events[i]
@@ -467,4 +672,40 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch) error {
 		}
 	}
 	return flush()
+}
+
+// checkpoint writes the checkpoint of barrier br: the partitions' snapshots, the sinks'
+// committed positions and the source position, manifest last. Every batch before the
+// barrier is flushed and acknowledged by now. A checkpoint that cannot be written is
+// logged and counted; the previous one stays the newest complete one.
+func (e *Engine) checkpoint(ctx context.Context, br *barrier, src Source) {
+	files := map[string][]byte{sourceFile: br.sourcePos}
+	err := errors.Join(br.errs...)
+	for p, snap := range br.snapshots {
+		files[partitionFile(p)] = snap
+	}
+	sinks := append(append([]Sink(nil), e.sinks...), e.deadLetters)
+	for i, s := range sinks {
+		if sn, ok := s.(Snapshotter); ok && s != nil {
+			data, serr := sn.Snapshot()
+			err = errors.Join(err, serr)
+			files[sinkFile(i)] = data
+		}
+	}
+	if err == nil {
+		err = e.store.Write(ctx, Manifest{
+			ID: br.id, Created: time.Now().UTC(), Partitions: e.cfg.Partitions,
+			NextSeq: br.nextSeq, Watermark: br.watermark, Source: src.Name(),
+		}, files)
+	}
+	if err != nil {
+		e.stats.CheckpointFailures++
+		e.log.Error("checkpoint failed; the previous one stays in force", "checkpoint", br.id, "store", e.store.String(), "err", err)
+		return
+	}
+	e.stats.Checkpoints++
+	e.stats.LastCheckpoint = time.Since(br.started)
+	if err := e.store.Prune(ctx, e.cfg.CheckpointKeep); err != nil {
+		e.log.Warn("pruning old checkpoints", "store", e.store.String(), "err", err)
+	}
 }

@@ -51,7 +51,9 @@ func (f *countFactory) NewScorer(int) (Scorer, error) {
 func (f *countFactory) Version() (string, string) { return "rules", "test-1" }
 
 func (s *countScorer) Score(e *Eval) {
-	s.seen[e.Tx.CardID]++
+	if !e.Late {
+		s.seen[e.Tx.CardID]++
+	}
 	e.Features[0] = float64(s.seen[e.Tx.CardID])
 	if e.Tx.Channel == ChannelEcom {
 		e.Hits = append(e.Hits, Hit{Outcome: Approve, Reason: "tag:ecom"})

@@ -1,6 +1,9 @@
 package pipeline
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -41,6 +44,11 @@ func newPartition(id int, e *Engine) (*partition, error) {
 
 func (p *partition) run(in <-chan subBatch) {
 	for sb := range in {
+		if br := sb.b.barrier; br != nil {
+			br.snapshots[p.id], br.errs[p.id] = p.snapshot()
+			sb.b.pending.Done()
+			continue
+		}
 		for _, i := range sb.idx {
 			p.process(&sb.b.events[i])
 		}
@@ -55,6 +63,7 @@ func (p *partition) process(ev *Event) {
 	}
 	e := &p.eval
 	e.Tx = &ev.Tx
+	e.Late = ev.Late
 	clear(e.Features)
 	e.Score, e.HasScore = 0, false
 	e.Hits = e.Hits[:0]
@@ -93,6 +102,52 @@ func (p *partition) process(ev *Event) {
 	}
 }
 
+// snapshot encodes the partition's state: its seen ids and each scorer's state.
+func (p *partition) snapshot() ([]byte, error) {
+	frames := [][]byte{p.dedup.marshal()}
+	for i, s := range p.scorers {
+		var b []byte
+		if sn, ok := s.(Snapshotter); ok {
+			var err error
+			if b, err = sn.Snapshot(); err != nil {
+				return nil, fmt.Errorf("partition %d scorer %d: %w", p.id, i, err)
+			}
+		}
+		frames = append(frames, b)
+	}
+	return appendFrames([]byte(partitionMagic), frames...), nil
+}
+
+const partitionMagic = "FPP1"
+
+// restore replaces the partition's state with a snapshot.
+func (p *partition) restore(data []byte) error {
+	body, ok := strings.CutPrefix(string(data), partitionMagic)
+	if !ok {
+		return errors.New("not a partition snapshot of this version")
+	}
+	frames, err := readFrames([]byte(body))
+	if err != nil {
+		return err
+	}
+	if len(frames) != 1+len(p.scorers) {
+		return fmt.Errorf("snapshot has state for %d scorers, the config has %d: the scorers changed since the checkpoint", len(frames)-1, len(p.scorers))
+	}
+	if err := p.dedup.unmarshal(frames[0]); err != nil {
+		return err
+	}
+	for i, s := range p.scorers {
+		sn, ok := s.(Snapshotter)
+		if !ok {
+			continue
+		}
+		if err := sn.Restore(frames[1+i]); err != nil {
+			return fmt.Errorf("scorer %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
 // dedup remembers transaction ids for at least ttl of event time, in two generations: ids
 // go into the current one; when event time passes the generation's end, the older is
 // dropped. Memory is bounded by the ids of two generations.
@@ -125,4 +180,47 @@ func (d *dedup) seen(id string, ts int64) bool {
 	}
 	d.cur[strings.Clone(id)] = struct{}{}
 	return false
+}
+
+func (d *dedup) marshal() []byte {
+	ids := func(m map[string]struct{}) []byte {
+		list := make([][]byte, 0, len(m))
+		for id := range m {
+			list = append(list, []byte(id))
+		}
+		return appendFrames(nil, list...)
+	}
+	return appendFrames(nil, binary.AppendVarint(nil, d.curEnd), ids(d.cur), ids(d.prev))
+}
+
+func (d *dedup) unmarshal(b []byte) error {
+	f, err := readFrames(b)
+	if err != nil || len(f) != 3 {
+		return errors.New("corrupt dedup state")
+	}
+	end, n := binary.Varint(f[0])
+	if n <= 0 {
+		return errors.New("corrupt dedup state")
+	}
+	load := func(b []byte) (map[string]struct{}, error) {
+		ids, err := readFrames(b)
+		if err != nil {
+			return nil, errors.New("corrupt dedup state")
+		}
+		m := make(map[string]struct{}, len(ids))
+		for _, id := range ids {
+			m[string(id)] = struct{}{}
+		}
+		return m, nil
+	}
+	cur, err := load(f[1])
+	if err != nil {
+		return err
+	}
+	prev, err := load(f[2])
+	if err != nil {
+		return err
+	}
+	d.curEnd, d.cur, d.prev = end, cur, prev
+	return nil
 }

@@ -48,6 +48,9 @@ type Eval struct {
 	Score    float64
 	HasScore bool
 	Hits     []Hit
+	// Late is set for a transaction later than the allowed lateness: scorers decide it from
+	// the state as it is and must not add it to their state.
+	Late bool
 }
 
 // Scorer computes features and hits for one partition's transactions. It is called from

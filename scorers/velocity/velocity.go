@@ -5,6 +5,8 @@
 package velocity
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -114,6 +116,14 @@ func (s *Scorer) Score(e *pipeline.Eval) {
 	if inNight(hour, f.cfg.NightStart, f.cfg.NightEnd) {
 		ft[f.night] = 1
 	}
+	if e.Late {
+		// Too late to change state that later transactions have already read: decide from
+		// the windows as they are.
+		stats := s.store.Peek(tx.CardID, tx.TS, s.stats)
+		ft[f.sinceLast] = NoPrevious
+		s.fill(ft, stats, unit)
+		return
+	}
 	if tx.TS > s.maxTS {
 		s.maxTS = tx.TS
 		if s.maxTS >= s.nextExpire {
@@ -127,11 +137,40 @@ func (s *Scorer) Score(e *pipeline.Eval) {
 	} else {
 		ft[f.sinceLast] = NoPrevious
 	}
+	s.fill(ft, stats, unit)
+}
+
+func (s *Scorer) fill(ft []float64, stats []window.Stats, unit float64) {
+	f := s.f
 	for i, st := range stats {
 		ft[f.count[i]] = float64(st.Count)
 		ft[f.mean[i]] = st.Mean() / unit
 		ft[f.distinct[i]] = float64(st.Distinct)
 	}
+}
+
+// Snapshot encodes the partition's windows for a checkpoint.
+func (s *Scorer) Snapshot() ([]byte, error) {
+	b := binary.AppendVarint(nil, s.maxTS)
+	b = binary.AppendVarint(b, s.nextExpire)
+	return s.store.AppendBinary(b)
+}
+
+// Restore replaces the partition's windows with a snapshot.
+func (s *Scorer) Restore(data []byte) error {
+	maxTS, n := binary.Varint(data)
+	if n <= 0 {
+		return errors.New("velocity: corrupt snapshot")
+	}
+	next, m := binary.Varint(data[n:])
+	if m <= 0 {
+		return errors.New("velocity: corrupt snapshot")
+	}
+	if err := s.store.UnmarshalBinary(data[n+m:]); err != nil {
+		return fmt.Errorf("velocity: %w", err)
+	}
+	s.maxTS, s.nextExpire = maxTS, next
+	return nil
 }
 
 func inNight(hour, start, end int) bool {

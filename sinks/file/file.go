@@ -4,6 +4,7 @@ package file
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +33,8 @@ type Sink struct {
 	features []string
 	sync     bool
 	path     string
+	fresh    bool  // the file still holds an earlier run's output, to drop on first write
+	flushed  int64 // bytes of the file made durable by Flush
 }
 
 // Options configure a file sink.
@@ -41,17 +44,19 @@ type Options struct {
 	Sync     bool     // fsync after every batch
 }
 
-// Create truncates or creates path ("-" writes to standard output).
+// Create creates path, or replaces what it holds ("-" writes to standard output). An
+// existing file is emptied on the first write, unless Restore resumes it from a checkpoint
+// first.
 func Create(path string, o Options) (*Sink, error) {
 	s := &Sink{kind: o.Kind, features: o.Features, sync: o.Sync, path: path}
 	if path == "-" {
 		s.w = os.Stdout
 	} else {
-		f, err := os.Create(path)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("create output: %w", err)
 		}
-		s.f, s.w = f, f
+		s.f, s.w, s.fresh = f, f, true
 	}
 	s.bw = bufio.NewWriterSize(s.w, 1<<20)
 	return s, nil
@@ -64,6 +69,11 @@ func NewWriter(w io.Writer, o Options) *Sink {
 
 // WriteBatch encodes the events into the file's buffer.
 func (s *Sink) WriteBatch(_ context.Context, events []*pipeline.Event) error {
+	if s.fresh {
+		if err := s.truncate(0); err != nil {
+			return err
+		}
+	}
 	for _, ev := range events {
 		s.buf = s.buf[:0]
 		if s.kind == DeadLetters {
@@ -81,6 +91,12 @@ func (s *Sink) WriteBatch(_ context.Context, events []*pipeline.Event) error {
 
 // Flush writes the buffer to the file and, with Sync, fsyncs it.
 func (s *Sink) Flush(context.Context) error {
+	if s.fresh {
+		if err := s.truncate(0); err != nil {
+			return err
+		}
+	}
+	s.flushed += int64(s.bw.Buffered())
 	if err := s.bw.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}
@@ -92,8 +108,50 @@ func (s *Sink) Flush(context.Context) error {
 	return nil
 }
 
+func (s *Sink) truncate(size int64) error {
+	s.fresh = false
+	if err := s.f.Truncate(size); err != nil {
+		return fmt.Errorf("truncate %s: %w", s.path, err)
+	}
+	if _, err := s.f.Seek(size, io.SeekStart); err != nil {
+		return fmt.Errorf("seek %s: %w", s.path, err)
+	}
+	s.flushed = size
+	return nil
+}
+
+// Snapshot records how much of the file is flushed: the output a checkpoint covers.
+func (s *Sink) Snapshot() ([]byte, error) {
+	return binary.AppendVarint(nil, s.flushed), nil
+}
+
+// Restore cuts the file back to what the checkpoint covered, so output written after it
+// and written again by the resumed run is not duplicated.
+func (s *Sink) Restore(data []byte) error {
+	size, n := binary.Varint(data)
+	if n <= 0 || size < 0 {
+		return fmt.Errorf("file sink %s: corrupt snapshot", s.path)
+	}
+	if s.f == nil {
+		return nil // standard output cannot be cut back
+	}
+	fi, err := s.f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() < size {
+		return fmt.Errorf("%s holds %d bytes, less than the %d the checkpoint covered: was it replaced?", s.path, fi.Size(), size)
+	}
+	return s.truncate(size)
+}
+
 // Close flushes and closes the file.
 func (s *Sink) Close(context.Context) error {
+	if s.fresh {
+		if err := s.truncate(0); err != nil {
+			return err
+		}
+	}
 	if err := s.bw.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}

@@ -82,9 +82,43 @@ func TestWriteErrorIsReported(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "d.ndjson")
 	s, _ := Create(path, Options{})
 	s.f.Close() // the disk goes away under the sink
-	s.WriteBatch(context.Background(), []*pipeline.Event{decided("a", pipeline.Approve)})
-	err := s.Flush(context.Background())
+	err := s.WriteBatch(context.Background(), []*pipeline.Event{decided("a", pipeline.Approve)})
+	if err == nil {
+		err = s.Flush(context.Background())
+	}
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("WriteBatch on a closed file: %v", err)
+	}
+}
+
+// TestRestoreCutsBack checks that a sink resumed from a checkpoint drops what was written
+// after it, and that a fresh run replaces an old file.
+func TestRestoreCutsBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.ndjson")
+	ctx := context.Background()
+	s, _ := Create(path, Options{})
+	s.WriteBatch(ctx, []*pipeline.Event{decided("a", pipeline.Approve)})
+	s.Flush(ctx)
+	snap, _ := s.Snapshot()
+	s.WriteBatch(ctx, []*pipeline.Event{decided("b", pipeline.Approve)})
+	s.Flush(ctx) // written after the checkpoint, then the process dies
+	s.f.Close()
+
+	r, _ := Create(path, Options{})
+	if err := r.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	r.WriteBatch(ctx, []*pipeline.Event{decided("b", pipeline.Approve)})
+	r.Close(ctx)
+	b, _ := os.ReadFile(path)
+	if got := strings.Count(string(b), "\n"); got != 2 || !strings.Contains(string(b), `"id":"a"`) {
+		t.Errorf("after restore: %s", b)
+	}
+
+	fresh, _ := Create(path, Options{})
+	fresh.WriteBatch(ctx, []*pipeline.Event{decided("c", pipeline.Approve)})
+	fresh.Close(ctx)
+	if b, _ := os.ReadFile(path); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("a fresh run kept the old output: %s", b)
 	}
 }

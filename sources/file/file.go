@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -25,8 +26,10 @@ type Source struct {
 	name      string
 	closer    io.Closer
 	r         *bufio.Reader
+	file      *os.File // nil when the input cannot rewind (standard input, a pipe)
+	gzip      bool
 	batchSize int
-	pos       int64
+	pos       int64 // offset in the uncompressed stream of the next byte to read
 	done      bool
 	arenas    sync.Pool
 }
@@ -52,6 +55,11 @@ func Open(path string, batchSize int) (*Source, error) {
 		rc.Close()
 		return nil, fmt.Errorf("open input %s: %w", path, err)
 	}
+	if f, ok := rc.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			s.file = f
+		}
+	}
 	return s, nil
 }
 
@@ -69,6 +77,7 @@ func New(name string, r io.ReadCloser, batchSize int) (*Source, error) {
 		}
 		br = bufio.NewReaderSize(zr, 256<<10)
 		closer = multiCloser{zr, r}
+		return &Source{name: name, closer: closer, r: br, batchSize: batchSize, gzip: true}, nil
 	}
 	return &Source{name: name, closer: closer, r: br, batchSize: batchSize}, nil
 }
@@ -151,6 +160,64 @@ func (s *Source) ReadBatch(ctx context.Context) ([]pipeline.Message, pipeline.Ac
 		return nil, nil, pipeline.ErrEndOfInput
 	}
 	return a.msgs, func(context.Context, error) error { s.arenas.Put(a); return nil }, nil
+}
+
+// position is what Position encodes: the offset to resume at, and the input's size when the
+// position was taken, to notice a file replaced by a shorter one.
+type position struct {
+	Path   string `json:"path"`
+	Offset int64  `json:"offset"`
+}
+
+// Position is the offset just past the last line returned, in the uncompressed stream.
+func (s *Source) Position() ([]byte, error) {
+	if s.file == nil {
+		return nil, fmt.Errorf("%s cannot rewind (not a regular file), so checkpoints cannot resume it", s.name)
+	}
+	return json.Marshal(position{Path: s.name, Offset: s.pos})
+}
+
+// Seek moves the source to a position that Position returned. A gzip stream is read again
+// from its start up to the position.
+func (s *Source) Seek(pos []byte) error {
+	if s.file == nil {
+		return fmt.Errorf("%s cannot rewind (not a regular file)", s.name)
+	}
+	var p position
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return fmt.Errorf("bad file position: %w", err)
+	}
+	if p.Path != s.name {
+		return fmt.Errorf("the checkpoint read %s, this run reads %s", p.Path, s.name)
+	}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if s.gzip {
+		zr, err := gzip.NewReader(bufio.NewReaderSize(s.file, 256<<10))
+		if err != nil {
+			return fmt.Errorf("gzip: %w", err)
+		}
+		s.closer = multiCloser{zr, s.file}
+		s.r = bufio.NewReaderSize(zr, 256<<10)
+		if n, err := io.CopyN(io.Discard, s.r, p.Offset); err != nil {
+			return fmt.Errorf("%s is shorter (%d bytes) than the checkpoint's position %d", s.name, n, p.Offset)
+		}
+	} else {
+		fi, err := s.file.Stat()
+		if err != nil {
+			return err
+		}
+		if fi.Size() < p.Offset {
+			return fmt.Errorf("%s is shorter (%d bytes) than the checkpoint's position %d", s.name, fi.Size(), p.Offset)
+		}
+		if _, err := s.file.Seek(p.Offset, io.SeekStart); err != nil {
+			return err
+		}
+		s.r.Reset(s.file)
+	}
+	s.pos, s.done = p.Offset, false
+	return nil
 }
 
 // Close closes the input.
