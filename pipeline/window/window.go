@@ -493,3 +493,34 @@ func (d *distinctSet) add(h uint64) bool {
 		i = (i + 1) & mask
 	}
 }
+
+// EvictOldest evicts the keys whose newest events are the oldest until at most keep keys
+// remain, and returns how many it evicted. Keys with equal newest times at the cut are all
+// evicted, so fewer than keep may remain. It sorts the keys' newest times, so callers run it
+// rarely: when a bound is exceeded, evicting a margin below it.
+func (s *Store) EvictOldest(keep int) int {
+	excess := len(s.keys) - max(keep, 0)
+	if excess <= 0 {
+		return 0
+	}
+	newest := make([]int64, 0, len(s.keys))
+	for _, sr := range s.keys {
+		newest = append(newest, sr.newest())
+	}
+	slices.Sort(newest)
+	cutoff := newest[excess-1]
+	evicted := 0
+	lowest := int64(math.MaxInt64)
+	for k, sr := range s.keys {
+		nw := sr.newest()
+		if nw <= cutoff {
+			delete(s.keys, k)
+			s.release(sr)
+			evicted++
+			continue
+		}
+		lowest = min(lowest, nw)
+	}
+	s.minNewest = lowest
+	return evicted
+}

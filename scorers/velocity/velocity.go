@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
@@ -19,10 +20,14 @@ type Config struct {
 	Windows    window.Config
 	NightStart int // first hour of the night, in the transaction's own zone offset
 	NightEnd   int // last hour of the night, inclusive
+	// MaxCards bounds the cards one partition keeps (0: no bound). Past it, the cards idle
+	// the longest are forgotten, a tenth of the bound at a time.
+	MaxCards int
 }
 
 // Factory declares the velocity features on a schema and builds one Scorer per partition.
 type Factory struct {
+	scorers                []*Scorer
 	cfg                    Config
 	amount, weekend, night int
 	sinceLast              int
@@ -82,7 +87,28 @@ func (f *Factory) Version() (kind, version string) { return "", "" }
 // NewScorer returns the scorer of one partition, with its own window store.
 func (f *Factory) NewScorer(int) (pipeline.Scorer, error) {
 	store := window.NewStore(f.cfg.Windows)
-	return &Scorer{f: f, store: store, stats: make([]window.Stats, len(store.Config().Durations))}, nil
+	sc := &Scorer{f: f, store: store, stats: make([]window.Stats, len(store.Config().Durations))}
+	f.scorers = append(f.scorers, sc)
+	return sc, nil
+}
+
+// Stats are the velocity state's counts, summed over partitions.
+type Stats struct {
+	Cards        int64 // cards with state now
+	ExpiredCards int64 // forgotten after windows.ttl of event time without a payment
+	EvictedCards int64 // forgotten early to stay within the per-partition bound
+}
+
+// Stats sums the counts of every partition's scorer. It may be called while the engine
+// runs: the counts are read atomically.
+func (f *Factory) Stats() Stats {
+	var st Stats
+	for _, s := range f.scorers {
+		st.Cards += s.cards.Load()
+		st.ExpiredCards += s.expired.Load()
+		st.EvictedCards += s.evicted.Load()
+	}
+	return st
 }
 
 // Scorer computes the velocity features for one partition's cards.
@@ -92,6 +118,8 @@ type Scorer struct {
 	stats      []window.Stats
 	maxTS      int64 // the newest event time this partition has seen
 	nextExpire int64
+
+	cards, expired, evicted atomic.Int64
 }
 
 // expireEvery is how much event time passes between sweeps of idle cards: a sweep visits
@@ -127,9 +155,12 @@ func (s *Scorer) Score(e *pipeline.Eval) {
 	if tx.TS > s.maxTS {
 		s.maxTS = tx.TS
 		if s.maxTS >= s.nextExpire {
-			s.store.Expire(s.maxTS)
+			s.expired.Add(int64(s.store.Expire(s.maxTS)))
 			s.nextExpire = s.maxTS + expireEvery
 		}
+	}
+	if max := f.cfg.MaxCards; max > 0 && s.store.Len() >= max {
+		s.evicted.Add(int64(s.store.EvictOldest(max - max/10 - 1)))
 	}
 	stats, prev, ok := s.store.Observe(tx.CardID, window.Event{TS: tx.TS, Amount: tx.Amount, Distinct: hash64(tx.MerchantID)}, s.stats)
 	if ok {
@@ -138,6 +169,7 @@ func (s *Scorer) Score(e *pipeline.Eval) {
 		ft[f.sinceLast] = NoPrevious
 	}
 	s.fill(ft, stats, unit)
+	s.cards.Store(int64(s.store.Len()))
 }
 
 func (s *Scorer) fill(ft []float64, stats []window.Stats, unit float64) {

@@ -1,6 +1,7 @@
 package velocity
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -139,5 +140,27 @@ func BenchmarkScore(b *testing.B) {
 		e.Tx = tx
 		sc.Score(e)
 		i++
+	}
+}
+
+func TestMaxCardsBound(t *testing.T) {
+	schema := pipeline.NewFeatureSchema()
+	f, _ := New(Config{Windows: window.Config{Durations: []time.Duration{time.Hour}}, MaxCards: 100}, schema)
+	sc, _ := f.NewScorer(0)
+	s := sc.(*Scorer)
+	for i := range 1000 {
+		ts := time.Date(2026, 11, 25, 10, 0, i, 0, time.UTC).Format(time.RFC3339)
+		score(t, s, schema, "card-"+strconv.Itoa(i), "m", ts, "1.00", "EUR")
+		if n := s.store.Len(); n > 100 {
+			t.Fatalf("%d cards kept, bound 100", n)
+		}
+	}
+	st := f.Stats()
+	if st.EvictedCards < 900 || st.Cards > 100 || st.Cards+st.EvictedCards != 1000 {
+		t.Errorf("stats %+v", st)
+	}
+	// The most recent cards survive.
+	if got := score(t, s, schema, "card-999", "m", "2026-11-25T10:16:40Z", "1.00", "EUR"); got["card_count_1h"] != 2 {
+		t.Errorf("the newest card was evicted: %v", got)
 	}
 }
