@@ -35,6 +35,7 @@ type Sink struct {
 	path     string
 	fresh    bool  // the file still holds an earlier run's output, to drop on first write
 	flushed  int64 // bytes of the file made durable by Flush
+	pending  int64 // bytes written since the last Flush
 }
 
 // Options configure a file sink.
@@ -82,6 +83,7 @@ func (s *Sink) WriteBatch(_ context.Context, events []*pipeline.Event) error {
 			s.buf = pipeline.AppendDecisionJSON(s.buf, ev, s.features)
 		}
 		s.buf = append(s.buf, '\n')
+		s.pending += int64(len(s.buf))
 		if _, err := s.bw.Write(s.buf); err != nil {
 			return fmt.Errorf("write %s: %w", s.path, err)
 		}
@@ -96,10 +98,11 @@ func (s *Sink) Flush(context.Context) error {
 			return err
 		}
 	}
-	s.flushed += int64(s.bw.Buffered())
 	if err := s.bw.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", s.path, err)
 	}
+	s.flushed += s.pending
+	s.pending = 0
 	if s.sync && s.f != nil {
 		if err := s.f.Sync(); err != nil {
 			return fmt.Errorf("sync %s: %w", s.path, err)
@@ -116,7 +119,7 @@ func (s *Sink) truncate(size int64) error {
 	if _, err := s.f.Seek(size, io.SeekStart); err != nil {
 		return fmt.Errorf("seek %s: %w", s.path, err)
 	}
-	s.flushed = size
+	s.flushed, s.pending = size, 0
 	return nil
 }
 

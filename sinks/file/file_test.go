@@ -2,7 +2,9 @@ package file
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,4 +123,29 @@ func TestRestoreCutsBack(t *testing.T) {
 	if b, _ := os.ReadFile(path); strings.Count(string(b), "\n") != 1 {
 		t.Errorf("a fresh run kept the old output: %s", b)
 	}
+}
+
+// TestSnapshotCountsEveryByte writes more than the write buffer holds between flushes, so
+// part of it reaches the file before Flush; the snapshot must still be the file's size.
+func TestSnapshotCountsEveryByte(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.ndjson")
+	ctx := context.Background()
+	s, _ := Create(path, Options{})
+	var evs []*pipeline.Event
+	for i := range 20000 {
+		evs = append(evs, decided(fmt.Sprintf("tx-%06d", i), pipeline.Review, "rule:a", "rule:b"))
+	}
+	for range 3 {
+		if err := s.WriteBatch(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Flush(ctx)
+	snap, _ := s.Snapshot()
+	size, _ := binary.Varint(snap)
+	fi, _ := os.Stat(path)
+	if size != fi.Size() {
+		t.Errorf("snapshot says %d bytes, the file holds %d", size, fi.Size())
+	}
+	s.Close(ctx)
 }

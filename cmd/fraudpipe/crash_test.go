@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fraudpipe/fraudpipe/ledger"
+)
+
+// TestCrashRecovery runs the real binary over a generated stream of 200k transactions with
+// checkpoints, kills it with SIGKILL at several random points, restarts it each time, and
+// then checks what a bank would: every transaction has exactly one decision, every approved
+// one is in the ledger exactly once, the ledger's invariants hold, and every decision's
+// features equal those of a run that was never interrupted.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and replays 200k transactions several times")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fraudpipe")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	input := filepath.Join(dir, "in.ndjson")
+	if code, _, stderr := fraudpipe(t, "gen", "--seed", "11", "--customers", "2000", "--terminals", "4000", "--days", "52", "--out", input); code != 0 {
+		t.Fatalf("gen: %s", stderr)
+	}
+	inputIDs := ids(t, input)
+	if len(inputIDs) < 200_000 {
+		t.Fatalf("stream of %d transactions, want at least 200k", len(inputIDs))
+	}
+	cfg := filepath.Join(dir, "run.yaml")
+	os.WriteFile(cfg, []byte(`source: {type: file, path: in.ndjson}
+ledger: {path: ledger.db}
+output:
+  decisions: {path: decisions.ndjson}
+  dead_letters: {path: dead.ndjson}
+  features: true
+checkpoint: {interval: 150ms, keep: 2}
+`), 0o644)
+	// The uninterrupted run, in-process.
+	clean := filepath.Join(dir, "clean.ndjson")
+	if code, _, stderr := fraudpipe(t, "replay", "--config", cfg, "--input", input, "--out", clean); code != 0 {
+		t.Fatalf("replay: %s", stderr)
+	}
+	fullSize := fileSize(t, clean)
+	decisions := filepath.Join(dir, "decisions.ndjson")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	var kills []string
+	for attempt := 0; ; attempt++ {
+		if attempt > 20 {
+			t.Fatal("no complete run after 20 attempts")
+		}
+		cmd := exec.Command(bin, "run", "--config", cfg)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// Kill at a random amount of output, a fresh point each time, four times.
+		var target int64 = -1
+		if len(kills) < 4 {
+			target = int64(float64(fullSize) * (0.1 + 0.8*rng.Float64()))
+		}
+		err := waitOrKill(t, cmd, done, decisions, target)
+		if err == errKilled {
+			kills = append(kills, fmt.Sprintf("at ~%d bytes", target))
+			continue
+		}
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", attempt, err, stderr.String())
+		}
+		break
+	}
+	t.Logf("killed %d times (%s), then ran to the end", len(kills), strings.Join(kills, ", "))
+	if len(kills) < 2 {
+		t.Fatalf("only %d kills landed before the run finished", len(kills))
+	}
+
+	got := readDecisions(t, decisions)
+	if len(got) != len(inputIDs) {
+		t.Fatalf("%d decisions for %d transactions", len(got), len(inputIDs))
+	}
+	approved := 0
+	for i, d := range got {
+		if d.ID != inputIDs[i] {
+			t.Fatalf("decision %d is for %s, want %s (each once, in input order)", i, d.ID, inputIDs[i])
+		}
+		if d.Decision == "approve" {
+			approved++
+			if d.Ledger != "posted" && d.Ledger != "duplicate" {
+				t.Fatalf("approved but ledger %q: %+v", d.Ledger, d)
+			}
+		}
+	}
+	l, err := ledger.OpenSQLite(filepath.Join(dir, "ledger.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Verify(context.Background()); err != nil {
+		t.Fatalf("ledger invariants after crashes: %v", err)
+	}
+	st, err := l.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Entries != int64(approved) {
+		t.Fatalf("ledger holds %d entries for %d approved transactions", st.Entries, approved)
+	}
+
+	want := readDecisions(t, clean)
+	for i := range want {
+		w, g := want[i], got[i]
+		if w.Decision != g.Decision || string(w.Features) != string(g.Features) || strings.Join(w.Reasons, ",") != strings.Join(g.Reasons, ",") {
+			t.Fatalf("decision %d (%s) differs from the uninterrupted run:\ngot  %+v\nwant %+v", i, w.ID, g, w)
+		}
+	}
+}
+
+var errKilled = fmt.Errorf("killed")
+
+// waitOrKill waits for the process to exit, or SIGKILLs it once the decisions file holds
+// target bytes (target < 0: never). It polls the file with a deadline.
+func waitOrKill(t *testing.T, cmd *exec.Cmd, done <-chan error, decisions string, target int64) error {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return err
+		default:
+		}
+		if target >= 0 {
+			if fi, err := os.Stat(decisions); err == nil && fi.Size() >= target {
+				cmd.Process.Signal(syscall.SIGKILL)
+				<-done
+				return errKilled
+			}
+		}
+		time.Sleep(2 * time.Millisecond) // polling interval
+	}
+	cmd.Process.Kill()
+	return fmt.Errorf("run did not finish within 3 minutes")
+}
+
+type decisionLine struct {
+	ID       string
+	Decision string
+	Reasons  []string
+	Ledger   string
+	Features json.RawMessage
+}
+
+func readDecisions(t *testing.T, path string) []decisionLine {
+	t.Helper()
+	var out []decisionLine
+	for i, l := range lines(t, path) {
+		var d decisionLine
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatalf("%s line %d: %v", path, i+1, err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func ids(t *testing.T, path string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range lines(t, path) {
+		var tx struct{ ID string }
+		json.Unmarshal([]byte(l), &tx)
+		out = append(out, tx.ID)
+	}
+	return out
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
