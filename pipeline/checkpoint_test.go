@@ -73,7 +73,9 @@ func (p *posSource) ReadBatch(ctx context.Context) ([]Message, AckFunc, error) {
 // snapScorer is countFactory's scorer with snapshots.
 type snapFactory struct{ countFactory }
 
-func (f *snapFactory) NewScorer(int) (Scorer, error) { return &snapScorer{countScorer{seen: map[string]int{}}}, nil }
+func (f *snapFactory) NewScorer(int) (Scorer, error) {
+	return &snapScorer{countScorer{seen: map[string]int{}}}, nil
+}
 
 type snapScorer struct{ countScorer }
 

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -95,6 +96,8 @@ type Engine struct {
 	store       CheckpointStore
 	restored    *Checkpoint
 	log         *slog.Logger
+
+	ckptFailures atomic.Int64 // counted by two goroutines: the sink stage and the checkpoint writer
 }
 
 // EngineOptions are the parts an Engine is built from.
@@ -153,12 +156,13 @@ type Stats struct {
 	ByLedger    [4]int64         // decided, by LedgerStatus
 	DeadLetters map[string]int64 // refused, by reason code
 	Duplicates  int64            // transaction ids seen again within the dedup TTL (also dead letters)
-	Late        int64 // decided later than the allowed lateness, state untouched
-	Watermark   int64 // the engine watermark at the end, Unix ms
-	Checkpoints int64 // checkpoints written
+	Late        int64            // decided later than the allowed lateness, state untouched
+	Watermark   int64            // the engine watermark at the end, Unix ms
+	Checkpoints int64            // checkpoints written
 	// CheckpointFailures counts checkpoints that could not be written; the previous one
 	// stays the newest complete one.
 	CheckpointFailures int64
+	CheckpointsSkipped int64         // barriers that came while the previous checkpoint was still being written
 	LastCheckpoint     time.Duration // how long the last checkpoint took, barrier to manifest
 	Elapsed            time.Duration
 }
@@ -187,6 +191,7 @@ type batch struct {
 // on in order, so each records exactly the effect of the events before it.
 type barrier struct {
 	id        uint64
+	final     bool // at the end of the input or on shutdown
 	started   time.Time
 	sourcePos []byte
 	nextSeq   uint64
@@ -238,7 +243,10 @@ func (e *Engine) RestoreFrom(c *Checkpoint) error {
 // checkpoint.
 func (e *Engine) Run(ctx context.Context, src Source) error {
 	start := time.Now()
-	defer func() { e.stats.Elapsed = time.Since(start) }()
+	defer func() {
+		e.stats.Elapsed = time.Since(start)
+		e.stats.CheckpointFailures = e.ckptFailures.Load()
+	}()
 
 	var nextSeq uint64
 	var watermark int64 = math.MinInt64
@@ -377,7 +385,7 @@ func (e *Engine) restore(c *Checkpoint, src Source, partitions []*partition) err
 func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decodeQ, orderQ chan<- *batch) error {
 	name := src.Name()
 	lastBarrier := time.Now()
-	barrierNow := func() error {
+	barrierNow := func(final bool) error {
 		if e.store == nil {
 			return nil
 		}
@@ -386,7 +394,7 @@ func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decod
 			return fmt.Errorf("position of %s: %w", name, err)
 		}
 		b := &batch{decoded: make(chan struct{}), scored: make(chan struct{}), barrier: &barrier{
-			id: nextID, started: time.Now(), sourcePos: pos, nextSeq: seq,
+			id: nextID, final: final, started: time.Now(), sourcePos: pos, nextSeq: seq,
 			snapshots: make([][]byte, e.cfg.Partitions), errs: make([]error, e.cfg.Partitions),
 		}}
 		close(b.decoded)
@@ -397,12 +405,12 @@ func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decod
 	}
 	for {
 		if ctx.Err() != nil {
-			return barrierNow() // stopped: drain what was read, then a final checkpoint
+			return barrierNow(true) // stopped: drain what was read, then a final checkpoint
 		}
 		msgs, ack, err := src.ReadBatch(ctx)
 		if err != nil {
 			if errors.Is(err, ErrEndOfInput) || ctx.Err() != nil {
-				return barrierNow()
+				return barrierNow(true)
 			}
 			return fmt.Errorf("read %s: %w", name, err)
 		}
@@ -429,7 +437,7 @@ func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decod
 		decodeQ <- b
 		orderQ <- b
 		if e.store != nil && time.Since(lastBarrier) >= e.cfg.CheckpointEvery {
-			if err := barrierNow(); err != nil {
+			if err := barrierNow(false); err != nil {
 				return err
 			}
 		}
@@ -598,6 +606,17 @@ func applyPosting(ev *Event, r *PostRequest) {
 // FlushInterval has passed since the last flush; only then does it acknowledge the batches
 // to their source, in order.
 func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source) error {
+	// Checkpoints are written by a goroutine of their own, so the stream does not wait on
+	// the store; at most one is in flight.
+	ckptQ := make(chan *pendingCheckpoint, 1)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for cp := range ckptQ {
+			e.writeCheckpoint(ctx, cp)
+		}
+	}()
+	defer func() { close(ckptQ); <-writerDone }()
 	var decided, dead []*Event
 	var unflushed []*batch
 	lastFlush := time.Now()
@@ -629,7 +648,17 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 			if err := flush(); err != nil {
 				return err
 			}
-			e.checkpoint(ctx, b.barrier, src)
+			if cp := e.prepareCheckpoint(b.barrier, src); cp != nil {
+				if b.barrier.final {
+					ckptQ <- cp // the final one is never skipped
+				} else {
+					select {
+					case ckptQ <- cp:
+					default: // the previous checkpoint is still being written: skip this one
+						e.stats.CheckpointsSkipped++
+					}
+				}
+			}
 			continue
 		}
 		decided, dead = decided[:0], dead[:0]
@@ -674,11 +703,17 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 	return flush()
 }
 
-// checkpoint writes the checkpoint of barrier br: the partitions' snapshots, the sinks'
-// committed positions and the source position, manifest last. Every batch before the
-// barrier is flushed and acknowledged by now. A checkpoint that cannot be written is
-// logged and counted; the previous one stays the newest complete one.
-func (e *Engine) checkpoint(ctx context.Context, br *barrier, src Source) {
+// pendingCheckpoint is a checkpoint whose state is taken and whose files are to be written.
+type pendingCheckpoint struct {
+	br       *barrier
+	manifest Manifest
+	files    map[string][]byte
+}
+
+// prepareCheckpoint gathers the state of barrier br: the partitions' snapshots, the sinks'
+// committed positions and the source position. Every batch before the barrier is flushed
+// and acknowledged by now. It returns nil, logging why, when some state could not be taken.
+func (e *Engine) prepareCheckpoint(br *barrier, src Source) *pendingCheckpoint {
 	files := map[string][]byte{sourceFile: br.sourcePos}
 	err := errors.Join(br.errs...)
 	for p, snap := range br.snapshots {
@@ -692,19 +727,28 @@ func (e *Engine) checkpoint(ctx context.Context, br *barrier, src Source) {
 			files[sinkFile(i)] = data
 		}
 	}
-	if err == nil {
-		err = e.store.Write(ctx, Manifest{
-			ID: br.id, Created: time.Now().UTC(), Partitions: e.cfg.Partitions,
-			NextSeq: br.nextSeq, Watermark: br.watermark, Source: src.Name(),
-		}, files)
-	}
 	if err != nil {
-		e.stats.CheckpointFailures++
-		e.log.Error("checkpoint failed; the previous one stays in force", "checkpoint", br.id, "store", e.store.String(), "err", err)
+		e.ckptFailures.Add(1)
+		e.log.Error("checkpoint state could not be taken; the previous checkpoint stays in force", "checkpoint", br.id, "err", err)
+		return nil
+	}
+	return &pendingCheckpoint{br: br, files: files, manifest: Manifest{
+		ID: br.id, Created: time.Now().UTC(), Partitions: e.cfg.Partitions,
+		NextSeq: br.nextSeq, Watermark: br.watermark, Source: src.Name(),
+	}}
+}
+
+// writeCheckpoint stores a checkpoint, manifest last, and prunes old ones. A checkpoint
+// that cannot be written is logged and counted; the previous one stays the newest
+// complete one.
+func (e *Engine) writeCheckpoint(ctx context.Context, cp *pendingCheckpoint) {
+	if err := e.store.Write(ctx, cp.manifest, cp.files); err != nil {
+		e.ckptFailures.Add(1)
+		e.log.Error("checkpoint failed; the previous one stays in force", "checkpoint", cp.br.id, "store", e.store.String(), "err", err)
 		return
 	}
 	e.stats.Checkpoints++
-	e.stats.LastCheckpoint = time.Since(br.started)
+	e.stats.LastCheckpoint = time.Since(cp.br.started)
 	if err := e.store.Prune(ctx, e.cfg.CheckpointKeep); err != nil {
 		e.log.Warn("pruning old checkpoints", "store", e.store.String(), "err", err)
 	}
