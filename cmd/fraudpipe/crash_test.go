@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,11 +28,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Skip("builds the binary and replays 200k transactions several times")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "fraudpipe")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	input := filepath.Join(dir, "in.ndjson")
 	if code, _, stderr := fraudpipe(t, "gen", "--seed", "11", "--customers", "2000", "--terminals", "4000", "--days", "52", "--out", input); code != 0 {
 		t.Fatalf("gen: %s", stderr)
@@ -195,4 +193,107 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// buildBinary builds fraudpipe once per test run, for tests that run it as a process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "fraudpipe-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "fraudpipe")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// TestSIGTERMDrainsAndCheckpoints stops a run with SIGTERM: it must exit 0 after a final
+// checkpoint that covers exactly the decisions written, and a restart must finish the
+// stream with no decision lost or repeated.
+func TestSIGTERMDrainsAndCheckpoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	input := filepath.Join(dir, "in.ndjson")
+	if code, _, stderr := fraudpipe(t, "gen", "--seed", "3", "--customers", "2000", "--terminals", "4000", "--days", "30", "--out", input); code != 0 {
+		t.Fatalf("gen: %s", stderr)
+	}
+	inputIDs := ids(t, input)
+	cfg := filepath.Join(dir, "run.yaml")
+	os.WriteFile(cfg, []byte("source: {type: file, path: in.ndjson}\nledger: {path: ledger.db}\noutput:\n  decisions: {path: decisions.ndjson}\ncheckpoint: {interval: 1h}\n"), 0o644)
+	decisions := filepath.Join(dir, "decisions.ndjson")
+
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if fi, err := os.Stat(decisions); err == nil && fi.Size() > 1<<20 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before it could be stopped: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no output within a minute")
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-done; err != nil {
+		t.Fatalf("run after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	written := len(lines(t, decisions))
+	if written == 0 || written == len(inputIDs) {
+		t.Fatalf("%d of %d decided before the stop: the test did not stop it midway", written, len(inputIDs))
+	}
+	code, out, errOut := fraudpipe(t, "checkpoint", "inspect", filepath.Join(dir, "checkpoints"))
+	if code != 0 || !strings.Contains(out, fmt.Sprintf(`"next_seq": %d,`, written)) {
+		t.Fatalf("final checkpoint does not cover the %d decisions written: %s%s", written, out, errOut)
+	}
+	// Resume and finish.
+	if out, err := exec.Command(bin, "run", "--config", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("resumed run: %v\n%s", err, out)
+	}
+	got := readDecisions(t, decisions)
+	if len(got) != len(inputIDs) {
+		t.Fatalf("%d decisions for %d transactions after stop and resume", len(got), len(inputIDs))
+	}
+	for i := range got {
+		if got[i].ID != inputIDs[i] {
+			t.Fatalf("decision %d is for %s, want %s", i, got[i].ID, inputIDs[i])
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
 }
