@@ -16,6 +16,28 @@
 // lower: a payment that would go further is rejected with ReasonInsufficientFunds. Merchant
 // and system accounts have no limit (their credit_limit column is 0 and is not checked).
 //
+// A chargeback (Reverse) is a new entry, "reversal:" + the transaction id, whose postings
+// negate the original's and whose reverses column names it; a transaction is reversed at
+// most once. Opening balances and limits come from a reference file (ReadAccountsFile,
+// Options.Accounts): each opening balance is an entry "opening:" + the account id against
+// the currency's system account "system:funding:" + code, so every currency still sums to
+// zero.
+//
+// # Two stores, one decision logic
+//
+// The decisions are made in memory by one piece of code that both stores share (book.go:
+// the accounts, the limit, currency and duplicate checks, and the undo of a failed batch;
+// core runs a batch: begin, look up ids, decide, write, commit). A store only looks up
+// which ids it holds and writes what was decided: SQLiteStore (below) and PostgresStore
+// (OpenPostgres), which writes a batch on one pgx connection in one transaction: the
+// entries and postings by binary COPY, new accounts and balances as multi-row statements
+// from arrays, each row count checked; a duplicate id that got past the lookup fails the
+// batch on the UNIQUE tx_id constraint.
+// Its schema is migrated on open from a versioned list (schema_migrations), and the writer
+// holds a PostgreSQL advisory lock so that a second writer fails at once. Verify, Stats,
+// Export and Reverse's lookup read in REPEATABLE READ snapshots on other connections.
+// docs/ledger.md describes the model, invariants, durability and costs for operators.
+//
 // # The SQLite store
 //
 // SQLiteStore (OpenSQLite) keeps the ledger in one SQLite file through the pure-Go

@@ -167,6 +167,16 @@ func (s *rawStmt) bindInt64(i int, v int64) error {
 	return nil
 }
 
+func (s *rawStmt) bindNull(i int) error {
+	if s.c.db == 0 {
+		return errConnClosed
+	}
+	if rc := sqlite3.Xsqlite3_bind_null(s.c.tls, s.p, int32(i)); rc != sqlite3.SQLITE_OK {
+		return s.c.error(rc)
+	}
+	return nil
+}
+
 // bindText binds text the caller put in s.c.text, at offset off and n bytes long. It
 // stays valid until the text buffer is filled again.
 func (s *rawStmt) bindText(i int, t textRef) error {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/fraudpipe/fraudpipe/pipeline"
 )
 
@@ -24,23 +26,7 @@ type Account struct {
 // Balance returns an account as of the last committed Post, or an error wrapping
 // ErrAccountNotFound when nothing was ever posted to it.
 func (s *SQLiteStore) Balance(ctx context.Context, id string) (Account, error) {
-	if err := ctx.Err(); err != nil {
-		return Account{}, fmt.Errorf("ledger: balance of %q: %w", id, err)
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return Account{}, ErrClosed
-	}
-	a := s.accounts[id]
-	if a == nil {
-		return Account{}, fmt.Errorf("ledger: balance of %q: %w", id, ErrAccountNotFound)
-	}
-	cur, ok := pipeline.LookupCurrency(a.currency)
-	if !ok {
-		cur = pipeline.Currency{Code: a.currency}
-	}
-	return Account{ID: a.id, Currency: cur, Kind: a.kind, Limit: a.limit, Balance: a.balance, Created: a.created}, nil
+	return s.balance(ctx, id)
 }
 
 // Stats summarizes a ledger.
@@ -59,10 +45,12 @@ type CurrencyStats struct {
 
 // Stats counts the entries and accounts in the ledger and the volume posted per currency.
 // It reads a snapshot of the database and scans the entries.
-func (s *SQLiteStore) Stats(ctx context.Context) (Stats, error) {
+func (s *SQLiteStore) Stats(ctx context.Context) (Stats, error) { return s.rd.stats(ctx) }
+
+func (rd *reader) stats(ctx context.Context) (Stats, error) {
 	st := Stats{Accounts: make(map[Kind]int64)}
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT kind, count(*) FROM accounts GROUP BY kind`)
+	err := rd.view(ctx, false, func(tx, _ querier) error {
+		rows, err := tx.Query(ctx, `SELECT kind, count(*) FROM accounts GROUP BY kind`)
 		if err != nil {
 			return err
 		}
@@ -78,7 +66,7 @@ func (s *SQLiteStore) Stats(ctx context.Context) (Stats, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT currency, count(*), sum(amount) FROM entries GROUP BY currency ORDER BY currency`)
+		rows, err = tx.Query(ctx, `SELECT currency, count(*), CAST(sum(amount) AS BIGINT) FROM entries GROUP BY currency ORDER BY currency`)
 		if err != nil {
 			return err
 		}
@@ -99,21 +87,142 @@ func (s *SQLiteStore) Stats(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-// readTx runs f in a read transaction on a reader connection: every query of f sees one
-// snapshot of the database, whatever Post commits meanwhile.
-func (s *SQLiteStore) readTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
-		return ErrClosed
+// dialect is the SQL flavour of a store's database.
+type dialect uint8
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+// ph returns the n-th (from 1) query parameter placeholder.
+func (d dialect) ph(n int) string {
+	if d == dialectPostgres {
+		return fmt.Sprintf("$%d", n)
 	}
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	return "?"
+}
+
+// rows is a result set of a querier: *sql.Rows (wrapped) or pgx.Rows.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// querier runs queries in one read-only transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (rows, error)
+}
+
+// queryRow runs a query and scans its first row; it returns errNoRows when there is none.
+func queryRow(ctx context.Context, q querier, query string, args []any, dest ...any) error {
+	r, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback() //nolint:errcheck // read-only: nothing to lose
-	return f(tx)
+	defer r.Close()
+	if !r.Next() {
+		if err := r.Err(); err != nil {
+			return err
+		}
+		return errNoRows
+	}
+	if err := r.Scan(dest...); err != nil {
+		return err
+	}
+	r.Close()
+	return r.Err()
+}
+
+var errNoRows = errors.New("no rows")
+
+type sqlQuerier struct{ tx *sql.Tx }
+
+func (q sqlQuerier) Query(ctx context.Context, query string, args ...any) (rows, error) {
+	r, err := q.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{r}, nil
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { r.Rows.Close() }
+
+type pgQuerier struct{ tx pgx.Tx }
+
+func (q pgQuerier) Query(ctx context.Context, query string, args ...any) (rows, error) {
+	return q.tx.Query(ctx, query, args...)
+}
+
+// reader runs the read side of a store (Verify, Stats, Export, the lookup of Reverse) on
+// connections of its own, in snapshots that Post does not block: a database/sql pool for
+// SQLite, pgx connections made per read for PostgreSQL.
+type reader struct {
+	dialect dialect
+	closed  func() bool
+	db      *sql.DB         // SQLite
+	pg      *pgx.ConnConfig // PostgreSQL
+}
+
+// view runs f in a read-only snapshot of the database. f gets two queriers that see the
+// same snapshot, so that it can read two result sets side by side: in SQLite they are
+// one transaction, in PostgreSQL (whose connections run one query at a time) the second
+// connection imports the snapshot of the first. two false gives f the first only.
+func (rd *reader) view(ctx context.Context, two bool, f func(a, b querier) error) error {
+	if rd.closed() {
+		return ErrClosed
+	}
+	return rd.viewOpen(ctx, two, f)
+}
+
+// viewOpen is view for a caller that holds the store's mutex and checked it is open.
+func (rd *reader) viewOpen(ctx context.Context, two bool, f func(a, b querier) error) error {
+	if rd.dialect == dialectSQLite {
+		tx, err := rd.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // read-only: nothing to lose
+		q := sqlQuerier{tx}
+		return f(q, q)
+	}
+	begin := func() (*pgx.Conn, pgx.Tx, error) {
+		c, err := pgx.ConnectConfig(ctx, rd.pg)
+		if err != nil {
+			return nil, nil, err
+		}
+		tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		if err != nil {
+			c.Close(context.Background())
+			return nil, nil, err
+		}
+		return c, tx, nil
+	}
+	ca, a, err := begin()
+	if err != nil {
+		return err
+	}
+	defer ca.Close(context.Background())
+	if !two {
+		return f(pgQuerier{a}, pgQuerier{a})
+	}
+	var snap string
+	if err := a.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snap); err != nil {
+		return fmt.Errorf("export snapshot: %w", err)
+	}
+	cb, b, err := begin()
+	if err != nil {
+		return err
+	}
+	defer cb.Close(context.Background())
+	if _, err := b.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+strings.ReplaceAll(snap, "'", "''")+"'"); err != nil {
+		return fmt.Errorf("import snapshot: %w", err)
+	}
+	return f(pgQuerier{a}, pgQuerier{b})
 }
 
 // Violation names an invariant of the ledger that Verify checks.
@@ -139,6 +248,14 @@ const (
 	BalanceMismatch Violation = "balance_mismatch"
 	// LimitExceeded means a customer account is below minus its limit.
 	LimitExceeded Violation = "limit_exceeded"
+	// DuplicateReversal means a transaction has two reversing entries.
+	DuplicateReversal Violation = "duplicate_reversal"
+	// ReversalUnknown means a reversing entry names a transaction with no earlier entry, or
+	// one that is itself a reversal.
+	ReversalUnknown Violation = "reversal_unknown"
+	// ReversalMismatch means a reversing entry's postings are not the negation of its
+	// original's.
+	ReversalMismatch Violation = "reversal_mismatch"
 )
 
 // VerifyError is the first violation Verify found.
@@ -146,6 +263,7 @@ type VerifyError struct {
 	Violation Violation
 	Seq       int64  // the entry, when the violation is about one
 	TxID      string // the entry's transaction id
+	Reverses  string // the reversed transaction id, for the reversal violations
 	Account   string // the account, when the violation is about one
 	Currency  string // the currency, for CurrencyImbalance
 	Want, Got int64  // the amounts that should have been equal
@@ -160,6 +278,9 @@ func (e *VerifyError) Error() string {
 	} else if e.Seq != 0 {
 		fmt.Fprintf(&b, ": entry %d", e.Seq)
 	}
+	if e.Reverses != "" {
+		fmt.Fprintf(&b, ": reverses %q", e.Reverses)
+	}
 	if e.Account != "" {
 		fmt.Fprintf(&b, ": account %q", e.Account)
 	}
@@ -167,8 +288,10 @@ func (e *VerifyError) Error() string {
 		fmt.Fprintf(&b, ": currency %s", e.Currency)
 	}
 	switch e.Violation {
-	case DuplicateTxID:
+	case DuplicateTxID, DuplicateReversal:
 		fmt.Fprintf(&b, ": %d entries", e.Got)
+	case ReversalMismatch:
+		fmt.Fprintf(&b, ": original and reversal sum to %d, want 0", e.Got)
 	case UnbalancedEntry, CurrencyImbalance:
 		fmt.Fprintf(&b, ": postings sum to %d, want 0", e.Got)
 	case EntryAmount:
@@ -196,28 +319,41 @@ type verifyAccount struct {
 // Verify recomputes the ledger from its entries and postings in one snapshot and checks
 // that each transaction id has one entry, every posting belongs to an entry and an account
 // of the entry's currency, every entry's postings sum to zero and credit its amount, every
-// currency sums to zero, every account's balance is the sum of its postings and no
-// customer account is below minus its limit. It returns a *VerifyError naming the first
-// violation, nil when there is none, or another error when it could not read the ledger.
-func (s *SQLiteStore) Verify(ctx context.Context) error {
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
+// reversing entry negates an earlier entry that no other reverses, every currency sums to
+// zero, every account's balance is the sum of its postings and no customer account is
+// below minus its limit. It returns a *VerifyError naming the first violation, nil when
+// there is none, or another error when it could not read the ledger.
+func (s *SQLiteStore) Verify(ctx context.Context) error { return s.rd.verify(ctx) }
+
+func (rd *reader) verify(ctx context.Context) error {
+	err := rd.view(ctx, true, func(tx, ptx querier) error {
 		if err := verifyUniqueIDs(ctx, tx); err != nil {
+			return err
+		}
+		revs, err := verifyLoadReversals(ctx, tx)
+		if err != nil {
 			return err
 		}
 		accts, err := verifyLoadAccounts(ctx, tx)
 		if err != nil {
 			return err
 		}
-		// Postings are written in entry order, so a scan in insertion order needs no sort.
-		// If it stops, at a violation or at postings out of entry order, scan again
-		// sorted: postings that something else wrote out of order are no violation.
-		err = verifyEntries(ctx, tx, accts, "rowid")
-		var ve *VerifyError
-		if errors.Is(err, errUnsorted) || errors.As(err, &ve) {
-			for _, a := range accts {
-				a.sum = 0
+		if rd.dialect == dialectPostgres {
+			err = verifyEntries(ctx, tx, ptx, accts, revs, "entry_seq")
+		} else {
+			// Postings are written in entry order, so a scan in insertion order needs no
+			// sort. If it stops, at a violation or at postings out of entry order, scan
+			// again sorted: postings that something else wrote out of order are no
+			// violation.
+			err = verifyEntries(ctx, tx, ptx, accts, revs, "rowid")
+			var ve *VerifyError
+			if errors.Is(err, errUnsorted) || errors.As(err, &ve) {
+				for _, a := range accts {
+					a.sum = 0
+				}
+				revs.reset()
+				err = verifyEntries(ctx, tx, ptx, accts, revs, "entry_seq, rowid")
 			}
-			err = verifyEntries(ctx, tx, accts, "entry_seq, rowid")
 		}
 		if err != nil {
 			return err
@@ -231,14 +367,50 @@ func (s *SQLiteStore) Verify(ctx context.Context) error {
 	return err
 }
 
-func verifyUniqueIDs(ctx context.Context, tx *sql.Tx) error {
+// verifyReversals tracks reversed transactions while the entries stream by.
+type verifyReversals struct {
+	reversed map[string]int64            // reversed tx id -> the reversing entry's seq
+	net      map[string]map[string]int64 // reversed tx id -> account -> net of both entries
+	seen     map[string]bool             // reversed tx ids whose original was seen
+}
+
+func (v *verifyReversals) reset() {
+	clear(v.net)
+	clear(v.seen)
+}
+
+func verifyLoadReversals(ctx context.Context, tx querier) (*verifyReversals, error) {
+	v := &verifyReversals{reversed: map[string]int64{}, net: map[string]map[string]int64{}, seen: map[string]bool{}}
+	rows, err := tx.Query(ctx, `SELECT seq, tx_id, reverses FROM entries WHERE reverses IS NOT NULL ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("read reversals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var id, orig string
+		if err := rows.Scan(&seq, &id, &orig); err != nil {
+			return nil, fmt.Errorf("read reversals: %w", err)
+		}
+		if _, dup := v.reversed[orig]; dup {
+			return nil, &VerifyError{Violation: DuplicateReversal, Seq: seq, TxID: id, Reverses: orig, Got: 2}
+		}
+		v.reversed[orig] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read reversals: %w", err)
+	}
+	return v, nil
+}
+
+func verifyUniqueIDs(ctx context.Context, tx querier) error {
 	var id string
 	var seq, n int64
-	err := tx.QueryRowContext(ctx,
-		`SELECT tx_id, min(seq), count(*) FROM entries GROUP BY tx_id HAVING count(*) > 1 ORDER BY min(seq) LIMIT 1`).
-		Scan(&id, &seq, &n)
+	err := queryRow(ctx, tx,
+		`SELECT tx_id, min(seq), count(*) FROM entries GROUP BY tx_id HAVING count(*) > 1 ORDER BY min(seq) LIMIT 1`, nil,
+		&id, &seq, &n)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, errNoRows):
 		return nil
 	case err != nil:
 		return fmt.Errorf("find duplicate ids: %w", err)
@@ -246,8 +418,8 @@ func verifyUniqueIDs(ctx context.Context, tx *sql.Tx) error {
 	return &VerifyError{Violation: DuplicateTxID, Seq: seq, TxID: id, Got: n}
 }
 
-func verifyLoadAccounts(ctx context.Context, tx *sql.Tx) (map[string]*verifyAccount, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, currency, kind, credit_limit, balance FROM accounts`)
+func verifyLoadAccounts(ctx context.Context, tx querier) (map[string]*verifyAccount, error) {
+	rows, err := tx.Query(ctx, `SELECT id, currency, kind, credit_limit, balance FROM accounts`)
 	if err != nil {
 		return nil, fmt.Errorf("read accounts: %w", err)
 	}
@@ -277,13 +449,13 @@ type verifyPosting struct {
 // verifyEntries merges the entries, in seq order, with the postings in the given order,
 // which must turn out to be entry order, adds each posting to its account's sum, and checks
 // each entry.
-func verifyEntries(ctx context.Context, tx *sql.Tx, accts map[string]*verifyAccount, order string) error {
-	erows, err := tx.QueryContext(ctx, `SELECT seq, tx_id, currency, amount FROM entries ORDER BY seq`)
+func verifyEntries(ctx context.Context, tx, ptx querier, accts map[string]*verifyAccount, revs *verifyReversals, order string) error {
+	erows, err := tx.Query(ctx, `SELECT seq, tx_id, currency, amount, coalesce(reverses, '') FROM entries ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("read entries: %w", err)
 	}
 	defer erows.Close()
-	prows, err := tx.QueryContext(ctx, `SELECT entry_seq, account_id, amount FROM postings ORDER BY `+order)
+	prows, err := ptx.Query(ctx, `SELECT entry_seq, account_id, amount FROM postings ORDER BY `+order)
 	if err != nil {
 		return fmt.Errorf("read postings: %w", err)
 	}
@@ -313,9 +485,21 @@ func verifyEntries(ctx context.Context, tx *sql.Tx, accts map[string]*verifyAcco
 	}
 	for erows.Next() {
 		var seq, amount int64
-		var id, cur string
-		if err := erows.Scan(&seq, &id, &cur, &amount); err != nil {
+		var id, cur, reverses string
+		if err := erows.Scan(&seq, &id, &cur, &amount, &reverses); err != nil {
 			return fmt.Errorf("read entries: %w", err)
+		}
+		// The postings of a reversed entry and of its reversal add up in net[original].
+		var net map[string]int64
+		if reverses != "" {
+			if !revs.seen[reverses] {
+				return &VerifyError{Violation: ReversalUnknown, Seq: seq, TxID: id, Reverses: reverses}
+			}
+			net = revs.net[reverses]
+		} else if _, ok := revs.reversed[id]; ok {
+			revs.seen[id] = true
+			net = make(map[string]int64, 2)
+			revs.net[id] = net
 		}
 		if havePosting && p.seq < seq {
 			return &VerifyError{Violation: OrphanPosting, Seq: p.seq, Account: p.account}
@@ -331,6 +515,9 @@ func verifyEntries(ctx context.Context, tx *sql.Tx, accts map[string]*verifyAcco
 			}
 			a.sum += p.amount
 			sum += p.amount
+			if net != nil {
+				net[p.account] += p.amount
+			}
 			if p.amount > 0 {
 				credits += p.amount
 			}
@@ -343,6 +530,19 @@ func verifyEntries(ctx context.Context, tx *sql.Tx, accts map[string]*verifyAcco
 		}
 		if credits != amount {
 			return &VerifyError{Violation: EntryAmount, Seq: seq, TxID: id, Want: amount, Got: credits}
+		}
+		if reverses != "" {
+			accts := make([]string, 0, len(net))
+			for acct := range net {
+				accts = append(accts, acct)
+			}
+			slices.Sort(accts)
+			for _, acct := range accts {
+				if net[acct] != 0 {
+					return &VerifyError{Violation: ReversalMismatch, Seq: seq, TxID: id, Reverses: reverses, Account: acct, Got: net[acct]}
+				}
+			}
+			delete(revs.net, reverses)
 		}
 	}
 	if err := erows.Err(); err != nil {

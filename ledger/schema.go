@@ -27,6 +27,10 @@ var migrations = []string{
 		account_id TEXT NOT NULL,
 		amount     INTEGER NOT NULL -- signed minor units; an entry's postings sum to zero
 	);`,
+	// 2: chargebacks. A reversing entry names the transaction id it reverses; a transaction
+	// is reversed at most once.
+	`ALTER TABLE entries ADD COLUMN reverses TEXT;
+	CREATE UNIQUE INDEX IF NOT EXISTS entries_reverses ON entries(reverses) WHERE reverses IS NOT NULL;`,
 }
 
 // migrate applies the migrations the database lacks, each in its own transaction.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
@@ -46,8 +45,10 @@ const (
 	SyncFull = "full"
 )
 
-// Options configures OpenSQLite. The zero value is usable: no credit for new customer
-// accounts, synchronous "normal", a 5 s busy timeout and the default cache sizes.
+// Options configures OpenSQLite and OpenPostgres. Synchronous, BusyTimeout, CacheSizeKiB,
+// MmapSize, PageSize and CheckpointInterval are SQLite's; SynchronousCommit and ReadOnly
+// are PostgreSQL's. The zero value is usable: no credit for new customer accounts,
+// synchronous "normal", a 5 s busy timeout and the default cache sizes.
 type Options struct {
 	// DefaultLimit returns the credit limit, in minor units of the currency, that a customer
 	// account gets when it is created by its first posting: its balance may go down to
@@ -85,6 +86,20 @@ type Options struct {
 	// Now returns the wall-clock time recorded as posted_at and created_ts (default
 	// time.Now).
 	Now func() time.Time
+
+	// Accounts are created, or get their limit updated, when the store opens, and their
+	// opening balances posted once against the funding account of their currency (see
+	// AccountSpec and ReadAccountsFile).
+	Accounts []AccountSpec
+
+	// SynchronousCommit is PostgreSQL's synchronous_commit for the writer's session ("on",
+	// "off", "local", "remote_write", "remote_apply"); empty keeps the server's setting.
+	// PostgresStore only.
+	SynchronousCommit string
+
+	// ReadOnly opens a PostgresStore for reading only: no migrations, no writer lock, and
+	// Post and Reverse fail. For the fraudpipe ledger commands beside a running pipeline.
+	ReadOnly bool
 }
 
 // Kind is the kind of an account.
@@ -101,18 +116,6 @@ const (
 	KindSystem Kind = "system"
 )
 
-// account is the in-memory, authoritative state of one account.
-type account struct {
-	rowid    int64 // of its row in the accounts table
-	id       string
-	currency string
-	kind     Kind
-	limit    int64
-	balance  int64
-	created  int64
-	gen      uint64 // the batch that last touched it
-}
-
 // SQLiteStore is the ledger in an embedded SQLite file. It implements pipeline.Ledger.
 // Post is meant for one goroutine (the engine's ledger stage) but every method is safe
 // for concurrent use: a Post excludes Balance, and Verify and Stats read a snapshot on
@@ -122,21 +125,14 @@ type SQLiteStore struct {
 	opts Options
 
 	w    *rawConn      // the single writer connection
-	rdb  *sql.DB       // read-only connections for Verify and Stats
+	rd   reader        // read-only connections for Verify, Stats and Export
 	ckpt *checkpointer // nil when SQLite checkpoints in the writer
 
-	mu        sync.RWMutex
-	closed    bool
-	broken    error // set when a failed batch could not be rolled back
-	accounts  map[string]*account
-	nextSeq   int64 // of the next entry
-	nextRowid int64 // of the next account
-	gen       uint64
+	core // guarded by core.mu: the book of accounts and the batch protocol
 
 	// scratch reused by Post, guarded by mu
-	batch    postBatch
-	stmts    map[stmtKey]*rawStmt
-	hookTest func(stage string) error // tests inject failures here
+	batch postBatch
+	stmts map[stmtKey]*rawStmt
 }
 
 // OpenSQLite opens the ledger in the SQLite file at path, creating it if absent, brings
@@ -150,15 +146,20 @@ func OpenSQLite(path string, opts Options) (*SQLiteStore, error) {
 		return nil, fmt.Errorf("ledger: open sqlite %s: %w", path, err)
 	}
 	s := &SQLiteStore{
-		path:      path,
-		opts:      opts,
-		accounts:  make(map[string]*account),
-		nextRowid: 1,
-		stmts:     make(map[stmtKey]*rawStmt),
+		path:  path,
+		opts:  opts,
+		core:  core{book: newBook(opts.DefaultLimit), now: opts.Now},
+		stmts: make(map[stmtKey]*rawStmt),
 	}
+	s.wr = s
+	s.rd = reader{dialect: dialectSQLite, closed: s.isClosed}
 	if err := s.open(); err != nil {
 		s.closeDB()
 		return nil, fmt.Errorf("ledger: open sqlite %s: %w", path, err)
+	}
+	if err := s.openAccounts(context.Background(), opts.Accounts); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -255,11 +256,11 @@ func (s *SQLiteStore) open() error {
 	for _, p := range s.pragmas(true) {
 		q.Add("_pragma", strings.Replace(p, " = ", "(", 1)+")")
 	}
-	if s.rdb, err = sql.Open("sqlite", "file:"+uriPath.Replace(s.path)+"?"+q.Encode()); err != nil {
+	if s.rd.db, err = sql.Open("sqlite", "file:"+uriPath.Replace(s.path)+"?"+q.Encode()); err != nil {
 		return err
 	}
-	s.rdb.SetMaxOpenConns(4)
-	s.rdb.SetMaxIdleConns(1)
+	s.rd.db.SetMaxOpenConns(4)
+	s.rd.db.SetMaxIdleConns(1)
 	return nil
 }
 
@@ -271,15 +272,15 @@ func (s *SQLiteStore) load() error {
 				rowid: r.columnInt64(0), id: r.columnText(1), currency: r.columnText(2), kind: Kind(r.columnText(3)),
 				limit: r.columnInt64(4), balance: r.columnInt64(5), created: r.columnInt64(6),
 			}
-			s.accounts[a.id] = a
-			s.nextRowid = max(s.nextRowid, a.rowid+1)
+			s.book.accounts[a.id] = a
+			s.book.nextRowid = max(s.book.nextRowid, a.rowid+1)
 			return nil
 		})
 	if err != nil {
 		return fmt.Errorf("load accounts: %w", err)
 	}
 	err = s.w.query(`SELECT coalesce(max(seq), 0) FROM entries`, func(r *rawStmt) error {
-		s.nextSeq = r.columnInt64(0) + 1
+		s.book.nextSeq = r.columnInt64(0) + 1
 		return nil
 	})
 	if err != nil {
@@ -319,6 +320,13 @@ func (s *SQLiteStore) Sync(ctx context.Context) error {
 	return nil
 }
 
+// isClosed reports whether Close was called.
+func (c *core) isClosed() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.closed
+}
+
 // Close closes the store; Post returns ErrClosed afterwards. It is safe to call twice.
 func (s *SQLiteStore) Close() error {
 	s.mu.Lock()
@@ -338,8 +346,8 @@ func (s *SQLiteStore) closeDB() error {
 	if s.ckpt != nil {
 		errs = append(errs, s.ckpt.close())
 	}
-	if s.rdb != nil {
-		errs = append(errs, s.rdb.Close())
+	if s.rd.db != nil {
+		errs = append(errs, s.rd.db.Close())
 	}
 	for k, st := range s.stmts {
 		st.close()

@@ -1,0 +1,89 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pgMigrations bring a PostgreSQL ledger's schema from version i (the highest version in
+// schema_migrations) to i+1. Append to the list; never edit an applied migration.
+var pgMigrations = []string{
+	// 1: accounts, entries (with the reversed transaction of a chargeback) and postings.
+	`CREATE TABLE accounts (
+		id           text PRIMARY KEY,
+		currency     text NOT NULL,
+		kind         text NOT NULL,    -- customer, merchant, system
+		credit_limit bigint NOT NULL,  -- minor units; balance >= -credit_limit for customers
+		balance      bigint NOT NULL,  -- minor units, the sum of the account's postings
+		created_ts   bigint            -- wall clock, Unix ms
+	) WITH (fillfactor = 70);         -- room for HOT updates of the balances
+	CREATE TABLE entries (
+		seq       bigint PRIMARY KEY,
+		tx_id     text NOT NULL UNIQUE,
+		ts        bigint NOT NULL,  -- event time, Unix ms
+		posted_at bigint NOT NULL,  -- wall clock, Unix ms
+		currency  text NOT NULL,
+		amount    bigint NOT NULL,  -- minor units, > 0
+		reverses  text UNIQUE       -- the transaction id a chargeback reverses
+	);
+	CREATE TABLE postings (
+		entry_seq  bigint NOT NULL,
+		account_id text NOT NULL,
+		amount     bigint NOT NULL  -- signed minor units; an entry's postings sum to zero
+	);
+	CREATE INDEX postings_entry_seq ON postings(entry_seq);`,
+}
+
+// migrationLockKey, with the hash of the schema, serializes migrations between processes
+// ("fpmg").
+const migrationLockKey int32 = 0x6670_6d67
+
+const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    integer PRIMARY KEY,
+	applied_at timestamptz NOT NULL DEFAULT now()
+)`
+
+// pgMigrate applies the migrations the database lacks, each in its own transaction that
+// also records its version.
+func pgMigrate(ctx context.Context, c *pgx.Conn) error {
+	if _, err := c.Exec(ctx, createMigrationsTable); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for {
+		done, err := pgMigrateOne(ctx, c)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+func pgMigrateOne(ctx context.Context, c *pgx.Conn) (done bool, err error) {
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	// Another process may be migrating: wait for it, then read the version it left.
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", migrationLockKey); err != nil {
+		return false, err
+	}
+	var v int
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&v); err != nil {
+		return false, fmt.Errorf("read schema version: %w", err)
+	}
+	switch {
+	case v > len(pgMigrations):
+		return false, fmt.Errorf("schema version %d is newer than this program's %d", v, len(pgMigrations))
+	case v == len(pgMigrations):
+		return true, nil
+	}
+	if _, err := tx.Exec(ctx, pgMigrations[v]); err != nil {
+		return false, fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations(version) VALUES ($1)", v+1); err != nil {
+		return false, fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+	}
+	return false, tx.Commit(ctx)
+}

@@ -1,0 +1,435 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fraudpipe/fraudpipe/pipeline"
+)
+
+// writerLockKey is the PostgreSQL advisory lock that the writer of a ledger holds for as
+// long as it is open ("fpld" in ASCII), with the hash of the schema as its second key, so
+// that a second writer of the same tables fails at once.
+const writerLockKey int32 = 0x6670_6c64
+
+var _ pipeline.Ledger = (*PostgresStore)(nil)
+
+// PostgresStore is the ledger in a PostgreSQL database, through pgx. It implements
+// pipeline.Ledger and Store with the same decisions as SQLiteStore (the logic is shared):
+// the store is the single writer of its database, holds every account in memory, and
+// writes each Post batch in one database transaction on its own connection. Verify,
+// Stats, Export and the lookup of Reverse read on other connections, in snapshots.
+type PostgresStore struct {
+	core
+
+	url  string
+	opts Options
+	conn *pgx.Conn // the writer; nil when read-only
+	tx   pgx.Tx    // the open batch transaction
+	rd   reader
+
+	// scratch reused by Post, guarded by mu
+	ids []string
+	ec  entryColumns
+	pc  postingColumns
+	ac  accountColumns
+	bc  balanceColumns
+}
+
+type entryColumns struct {
+	seq, ts, posted, amount []int64
+	txID, currency          []string
+	reverses                []*string
+}
+
+type postingColumns struct {
+	seq, amount []int64
+	account     []string
+	next        int // the row CopyFrom reads next
+	row         [3]any
+}
+
+// Next, Values and Err make postingColumns a pgx.CopyFromSource.
+func (p *postingColumns) Next() bool {
+	p.next++
+	return p.next <= len(p.seq)
+}
+
+// Values returns the current row.
+func (p *postingColumns) Values() ([]any, error) {
+	i := p.next - 1
+	p.row = [3]any{p.seq[i], p.account[i], p.amount[i]}
+	return p.row[:], nil
+}
+
+// Err reports no error: the rows are in memory.
+func (p *postingColumns) Err() error { return nil }
+
+type accountColumns struct {
+	id, currency, kind      []string
+	limit, balance, created []int64
+}
+
+type balanceColumns struct {
+	id             []string
+	balance, limit []int64
+}
+
+// OpenPostgres connects to the PostgreSQL database at url (postgres://user:pass@host:port/db
+// or a key=value connection string), brings its schema up to date, takes the writer lock
+// and loads the accounts into memory. With opts.ReadOnly it only reads: no migrations, no
+// lock, and Post fails. Options that only SQLite has (Synchronous, page and cache sizes,
+// checkpoints) are ignored.
+func OpenPostgres(ctx context.Context, url string, opts Options) (*PostgresStore, error) {
+	if url == "" {
+		return nil, errors.New("ledger: open postgres: empty url")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &PostgresStore{url: url, opts: opts, core: core{book: newBook(opts.DefaultLimit), now: opts.Now}}
+	s.wr = s
+	s.rd = reader{dialect: dialectPostgres, closed: s.isClosed}
+	if err := s.open(ctx); err != nil {
+		s.closeDB()
+		return nil, fmt.Errorf("ledger: open postgres %s: %w", redactURL(url), err)
+	}
+	if !opts.ReadOnly {
+		if err := s.openAccounts(ctx, opts.Accounts); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// redactURL hides the password of a connection URL in messages.
+func redactURL(u string) string {
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil || cfg.Password == "" {
+		return u
+	}
+	return strings.Replace(u, cfg.Password, "xxxxx", 1)
+}
+
+func (s *PostgresStore) open(ctx context.Context) error {
+	cfg, err := pgx.ParseConfig(s.url)
+	if err != nil {
+		return err
+	}
+	s.rd.pg = cfg
+	if s.opts.ReadOnly {
+		return s.rd.view(ctx, false, func(q, _ querier) error {
+			var v int
+			if err := queryRow(ctx, q, "SELECT coalesce(max(version), 0) FROM schema_migrations", nil, &v); err != nil {
+				return fmt.Errorf("read schema version (is this a fraudpipe ledger?): %w", err)
+			}
+			if v != len(pgMigrations) {
+				return fmt.Errorf("schema version %d, this program's is %d (open the ledger for writing once to migrate it)", v, len(pgMigrations))
+			}
+			return s.load(ctx, q)
+		})
+	}
+	if s.conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
+		return err
+	}
+	var locked bool
+	if err := s.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))", writerLockKey).Scan(&locked); err != nil {
+		return fmt.Errorf("writer lock: %w", err)
+	}
+	if !locked {
+		return errors.New("another process is writing to this ledger (it holds the writer lock)")
+	}
+	if s.opts.SynchronousCommit != "" {
+		if _, err := s.conn.Exec(ctx, "SELECT set_config('synchronous_commit', $1, false)", s.opts.SynchronousCommit); err != nil {
+			return fmt.Errorf("synchronous_commit %q: %w", s.opts.SynchronousCommit, err)
+		}
+	}
+	if err := pgMigrate(ctx, s.conn); err != nil {
+		return err
+	}
+	tx, err := s.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	return s.load(ctx, pgQuerier{tx})
+}
+
+// load reads every account and the last entry sequence number.
+func (s *PostgresStore) load(ctx context.Context, q querier) error {
+	rows, err := q.Query(ctx, `SELECT id, currency, kind, credit_limit, balance, coalesce(created_ts, 0) FROM accounts`)
+	if err != nil {
+		return fmt.Errorf("load accounts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		a := &account{}
+		var kind string
+		if err := rows.Scan(&a.id, &a.currency, &kind, &a.limit, &a.balance, &a.created); err != nil {
+			return fmt.Errorf("load accounts: %w", err)
+		}
+		a.kind = Kind(kind)
+		s.book.accounts[a.id] = a
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load accounts: %w", err)
+	}
+	rows.Close()
+	var last int64
+	if err := queryRow(ctx, q, `SELECT coalesce(max(seq), 0) FROM entries`, nil, &last); err != nil {
+		return fmt.Errorf("load last entry: %w", err)
+	}
+	s.book.nextSeq = last + 1
+	return nil
+}
+
+// Post posts approved transactions in order, with the semantics of SQLiteStore.Post: each
+// request is Posted, Duplicate or Rejected, the batch is one database transaction, and on
+// error nothing of it is posted and it may be retried.
+func (s *PostgresStore) Post(ctx context.Context, reqs []pipeline.PostRequest) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil && !s.closed {
+		return errors.New("ledger: post: the store is open read-only")
+	}
+	return s.postLocked(ctx, reqs, nil, nil)
+}
+
+// Reverse posts the reversing entry of the posted transaction txID, with the semantics of
+// SQLiteStore.Reverse.
+func (s *PostgresStore) Reverse(ctx context.Context, txID string, ts int64) (Reversal, error) {
+	if s.conn == nil {
+		return Reversal{}, errors.New("ledger: reverse: the store is open read-only")
+	}
+	return s.reverse(ctx, &s.rd, txID, ts)
+}
+
+// Balance returns an account as of the last committed Post (or, read-only, as of open),
+// or an error wrapping ErrAccountNotFound.
+func (s *PostgresStore) Balance(ctx context.Context, id string) (Account, error) {
+	return s.balance(ctx, id)
+}
+
+// Verify re-checks every invariant from the stored entries; see SQLiteStore.Verify.
+func (s *PostgresStore) Verify(ctx context.Context) error { return s.rd.verify(ctx) }
+
+// Stats summarizes the ledger; see SQLiteStore.Stats.
+func (s *PostgresStore) Stats(ctx context.Context) (Stats, error) { return s.rd.stats(ctx) }
+
+// Export writes the entries posted at or after since as NDJSON; see SQLiteStore.Export.
+func (s *PostgresStore) Export(ctx context.Context, since int64, w io.Writer) error {
+	return s.rd.export(ctx, since, w)
+}
+
+// Sync does nothing: a PostgreSQL commit is as durable as the server's synchronous_commit
+// makes it (on, the default: flushed to its write-ahead log before COMMIT returns).
+func (s *PostgresStore) Sync(ctx context.Context) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Close closes the connections, which releases the writer lock. It is safe to call twice.
+func (s *PostgresStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.closeDB(); err != nil {
+		return fmt.Errorf("ledger: close postgres: %w", err)
+	}
+	return nil
+}
+
+func (s *PostgresStore) closeDB() error {
+	var errs []error
+	if s.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		errs = append(errs, s.conn.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *PostgresStore) begin(ctx context.Context) error {
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	s.tx = tx
+	return nil
+}
+
+func (s *PostgresStore) lookupIDs(ctx context.Context, reqs []pipeline.PostRequest, valid []int, dups map[string]struct{}) error {
+	s.ids = s.ids[:0]
+	for _, i := range valid {
+		s.ids = append(s.ids, reqs[i].TxID)
+	}
+	if len(s.ids) == 0 {
+		return nil
+	}
+	rows, err := s.tx.Query(ctx, `SELECT tx_id FROM entries WHERE tx_id = ANY($1)`, s.ids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		dups[id] = struct{}{}
+	}
+	return rows.Err()
+}
+
+// write copies the entries and their postings (binary COPY, the fastest way in: a
+// multi-row INSERT ... ON CONFLICT (tx_id) DO NOTHING of the entries cost three times as
+// much in BenchmarkLedger), then sends the account inserts and balance updates in one
+// round trip, as multi-row statements from arrays (unnest). It checks every row count.
+//
+// Idempotency does not rest on ON CONFLICT: the batch's ids were looked up in the same
+// transaction, under the writer lock, so a duplicate never reaches COPY; if one did (a
+// writer outside the lock), the UNIQUE tx_id constraint fails the COPY and so the whole
+// batch, which is rolled back and may be retried: the outcome ON CONFLICT DO NOTHING with
+// a row-count check would give, where a silently skipped row is an error too.
+func (s *PostgresStore) write(ctx context.Context, reqs []pipeline.PostRequest, reverses []string, bk *book, now int64) error {
+	ec, pc, ac, bc := &s.ec, &s.pc, &s.ac, &s.bc
+	ec.seq, ec.ts, ec.posted, ec.amount = ec.seq[:0], ec.ts[:0], ec.posted[:0], ec.amount[:0]
+	ec.txID, ec.currency, ec.reverses = ec.txID[:0], ec.currency[:0], ec.reverses[:0]
+	pc.seq, pc.amount, pc.account, pc.next = pc.seq[:0], pc.amount[:0], pc.account[:0], 0
+	for j, i := range bk.posted {
+		r := &reqs[i]
+		seq := bk.seqs[j]
+		ec.seq = append(ec.seq, seq)
+		ec.txID = append(ec.txID, r.TxID)
+		ec.ts = append(ec.ts, r.TS)
+		ec.posted = append(ec.posted, now)
+		ec.currency = append(ec.currency, r.Currency.Code)
+		ec.amount = append(ec.amount, r.Amount)
+		var rev *string
+		if reverses != nil && reverses[i] != "" {
+			rev = &reverses[i]
+		}
+		ec.reverses = append(ec.reverses, rev)
+		pc.seq = append(pc.seq, seq, seq)
+		pc.account = append(pc.account, r.Payer, r.Payee)
+		pc.amount = append(pc.amount, -r.Amount, r.Amount)
+	}
+	ac.id, ac.currency, ac.kind, ac.limit, ac.balance, ac.created = ac.id[:0], ac.currency[:0], ac.kind[:0], ac.limit[:0], ac.balance[:0], ac.created[:0]
+	bc.id, bc.balance, bc.limit = bc.id[:0], bc.balance[:0], bc.limit[:0]
+	for _, u := range bk.undo {
+		a := u.a
+		if u.created {
+			ac.id = append(ac.id, a.id)
+			ac.currency = append(ac.currency, a.currency)
+			ac.kind = append(ac.kind, string(a.kind))
+			ac.limit = append(ac.limit, a.limit)
+			ac.balance = append(ac.balance, a.balance)
+			ac.created = append(ac.created, a.created)
+		} else {
+			bc.id = append(bc.id, a.id)
+			bc.balance = append(bc.balance, a.balance)
+			bc.limit = append(bc.limit, a.limit)
+		}
+	}
+	if err := s.hook("postings"); err != nil {
+		return fmt.Errorf("insert postings: %w", err)
+	}
+	var b pgx.Batch
+	type check struct {
+		what string
+		want int
+	}
+	var checks []check
+	if n := len(ac.id); n > 0 {
+		b.Queue(`INSERT INTO accounts(id, currency, kind, credit_limit, balance, created_ts)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])`,
+			ac.id, ac.currency, ac.kind, ac.limit, ac.balance, ac.created)
+		checks = append(checks, check{"insert accounts", n})
+	}
+	if n := len(bc.id); n > 0 {
+		b.Queue(`UPDATE accounts SET balance = v.balance, credit_limit = v.lim
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, balance, lim) WHERE accounts.id = v.id`,
+			bc.id, bc.balance, bc.limit)
+		checks = append(checks, check{"update balances", n})
+	}
+	// The postings, the most rows, go by COPY (binary), before the other statements.
+	if n := len(ec.seq); n > 0 {
+		got, err := s.tx.CopyFrom(ctx, pgx.Identifier{"entries"}, []string{"seq", "tx_id", "ts", "posted_at", "currency", "amount", "reverses"},
+			pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+				return []any{ec.seq[i], ec.txID[i], ec.ts[i], ec.posted[i], ec.currency[i], ec.amount[i], ec.reverses[i]}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("insert entries: %w", err)
+		}
+		if got != int64(n) {
+			return fmt.Errorf("insert entries: %d rows copied, want %d", got, n)
+		}
+	}
+	if n := len(pc.seq); n > 0 {
+		got, err := s.tx.CopyFrom(ctx, pgx.Identifier{"postings"}, []string{"entry_seq", "account_id", "amount"}, pc)
+		if err != nil {
+			return fmt.Errorf("insert postings: %w", err)
+		}
+		if got != int64(n) {
+			return fmt.Errorf("insert postings: %d rows copied, want %d", got, n)
+		}
+	}
+	if len(checks) == 0 {
+		return nil
+	}
+	br := s.tx.SendBatch(ctx, &b)
+	for _, c := range checks {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return fmt.Errorf("%s: %w", c.what, err)
+		}
+		if got := tag.RowsAffected(); got != int64(c.want) {
+			br.Close()
+			// The tables no longer match memory: another writer?
+			return fmt.Errorf("%s: %d rows changed, want %d", c.what, got, c.want)
+		}
+	}
+	return br.Close()
+}
+
+func (s *PostgresStore) commit(ctx context.Context) error {
+	tx := s.tx
+	s.tx = nil
+	return tx.Commit(ctx)
+}
+
+func (s *PostgresStore) rollback() error {
+	if s.tx == nil {
+		if s.conn.IsClosed() {
+			return errConnClosed
+		}
+		return nil
+	}
+	tx := s.tx
+	s.tx = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+		return err
+	}
+	if s.conn.IsClosed() {
+		return errConnClosed
+	}
+	return nil
+}
