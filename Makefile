@@ -26,8 +26,11 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+# Every test: the ledger's against a throwaway PostgreSQL (installed with apt-get when
+# missing) as well as SQLite, the model's parity with Python's XGBoost (python3-xgboost).
 test: vet
-	$(GO) test -race -count=1 ./...
+	scripts/install-python-deps
+	scripts/with-postgres $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 
 # Each fuzz target for a bounded time; new failures land in testdata/fuzz of the package.
@@ -37,6 +40,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME) ./pipeline/window
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pipeline/config
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./scorers/rules
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./scorers/model
 
 bench:
 	scripts/bench

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/pprof"
 	"time"
@@ -37,13 +38,15 @@ func scorersFor(cfg *config.Config) (*pipeline.FeatureSchema, []pipeline.ScorerF
 			Windows:    wc,
 			NightStart: cfg.Scoring.Velocity.NightStart,
 			NightEnd:   cfg.Scoring.Velocity.NightEnd,
+			MaxCards:   cfg.Windows.MaxCards,
 		}, schema)
 		if err != nil {
 			return nil, nil, err
 		}
 		scorers = append(scorers, v)
 	}
-	return schema, scorers, nil
+	scorers, err := appendModel(cfg, schema, scorers)
+	return schema, scorers, err
 }
 
 // rulesFor compiles the config's rule file, or the built-in rules, against schema.
@@ -72,6 +75,10 @@ type outputs struct {
 	decisions   string
 	deadLetters string
 	ledgerPath  string // overrides the config's ledger path when set
+	checkpoints pipeline.CheckpointStore
+	logger      *slog.Logger
+	// extra returns more sinks once the schema is known (the features command's CSV).
+	extra func(schema *pipeline.FeatureSchema) ([]pipeline.Sink, error)
 }
 
 // build wires the engine that cfg describes.
@@ -119,6 +126,13 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 		}
 		st.sinks = append(st.sinks, sinks...)
 	}
+	if out.extra != nil {
+		sinks, err := out.extra(schema)
+		if err != nil {
+			return nil, err
+		}
+		st.sinks = append(st.sinks, sinks...)
+	}
 	st.engine, err = pipeline.NewEngine(pipeline.EngineOptions{
 		Config: pipeline.EngineConfig{
 			Partitions:     cfg.Engine.Partitions,
@@ -126,8 +140,16 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 			DedupTTL:       time.Duration(cfg.Engine.DedupTTL),
 			LedgerBatch:    cfg.Ledger.BatchSize,
 			LedgerMaxDelay: time.Duration(cfg.Ledger.MaxDelay),
-			KeepFeatures:   cfg.Output.Features,
+			// The Parquet archive has a column per feature, whether or not decisions carry them.
+			KeepFeatures: cfg.Output.Features || cfg.Output.Parquet.Path != "",
+
+			MaxOutOfOrderness: time.Duration(cfg.Engine.MaxOutOfOrderness),
+			AllowedLateness:   time.Duration(cfg.Engine.AllowedLateness),
+			CheckpointEvery:   time.Duration(cfg.Checkpoint.Interval),
+			CheckpointKeep:    cfg.Checkpoint.Keep,
 		},
+		Checkpoints: out.checkpoints,
+		Logger:      out.logger,
 		Schema:      schema,
 		Scorers:     scorers,
 		Ledger:      st.ledger,

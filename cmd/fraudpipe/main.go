@@ -26,7 +26,11 @@ func init() {
 		{"gen", "write a labelled synthetic transaction stream", cmdGen},
 		{"lint", "check a config file without running it", cmdLint},
 		{"rules", "run rule unit tests", cmdRules},
+		{"checkpoint", "inspect a checkpoint", cmdCheckpoint},
 		{"config", "print the config reference or a complete example config", cmdConfig},
+		{"ledger", "read the ledger: an account's balance, verify its invariants, export entries", cmdLedger},
+		{"features", "write point-in-time feature vectors and labels for training", cmdFeatures},
+		{"eval", "measure detection quality of decisions against labels", cmdEval},
 	}
 }
 

@@ -36,33 +36,43 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
+// TestReplayGolden replays recorded streams and compares the decisions with golden files
+// (go test ./cmd/fraudpipe -update rewrites them): small is a generated stream with every
+// feature in the output; late exercises the watermark and lateness (testdata/streams/late.md).
 func TestReplayGolden(t *testing.T) {
-	dir := t.TempDir()
-	out := filepath.Join(dir, "decisions.ndjson")
-	input := filepath.Join(repo, "testdata/streams/small.ndjson")
-	code, _, stderr := fraudpipe(t, "replay", "--config", filepath.Join(repo, "testdata/configs/golden.yaml"), "--input", input, "--out", out)
-	if code != 0 {
-		t.Fatalf("replay exited %d: %s", code, stderr)
-	}
-	got := readFile(t, out)
-	golden := filepath.Join(repo, "testdata/golden/small.decisions.ndjson")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := readFile(t, golden)
-	if !bytes.Equal(got, want) {
-		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		for i := range min(len(gl), len(wl)) {
-			if gl[i] != wl[i] {
-				t.Fatalf("decisions differ from %s at line %d (go test ./cmd/fraudpipe -update to accept):\ngot  %s\nwant %s", golden, i+1, gl[i], wl[i])
+	for _, tc := range []struct{ name, config, summary string }{
+		{"small", "golden.yaml", "replay: 1112 events"},
+		{"late", "late.yaml", "late:         3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "decisions.ndjson")
+			input := filepath.Join(repo, "testdata/streams", tc.name+".ndjson")
+			code, _, stderr := fraudpipe(t, "replay", "--config", filepath.Join(repo, "testdata/configs", tc.config), "--input", input, "--out", out)
+			if code != 0 {
+				t.Fatalf("replay exited %d: %s", code, stderr)
 			}
-		}
-		t.Fatalf("decisions differ from %s: %d lines, want %d", golden, len(gl), len(wl))
-	}
-	if !strings.Contains(stderr, "replay: 1112 events") || !strings.Contains(stderr, "dead letters: 0") {
-		t.Errorf("summary: %s", stderr)
+			got := readFile(t, out)
+			golden := filepath.Join(repo, "testdata/golden", tc.name+".decisions.ndjson")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := readFile(t, golden)
+			if !bytes.Equal(got, want) {
+				gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+				for i := range min(len(gl), len(wl)) {
+					if gl[i] != wl[i] {
+						t.Fatalf("decisions differ from %s at line %d (go test ./cmd/fraudpipe -update to accept):\ngot  %s\nwant %s", golden, i+1, gl[i], wl[i])
+					}
+				}
+				t.Fatalf("decisions differ from %s: %d lines, want %d", golden, len(gl), len(wl))
+			}
+			if !strings.Contains(stderr, tc.summary) || !strings.Contains(stderr, "dead letters: 0") {
+				t.Errorf("summary lacks %q: %s", tc.summary, stderr)
+			}
+		})
 	}
 }
 

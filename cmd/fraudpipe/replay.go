@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	filesource "github.com/fraudpipe/fraudpipe/sources/file"
@@ -134,4 +136,12 @@ func writeSummary(w io.Writer, what string, s pipeline.Stats, deadPath string) {
 		fmt.Fprintf(w, " (%s) in %s", strings.Join(parts, ", "), deadPath)
 	}
 	fmt.Fprintf(w, "\n  duplicates:   %d\n", s.Duplicates)
+	fmt.Fprintf(w, "  late:         %d", s.Late)
+	if s.Watermark != math.MinInt64 {
+		fmt.Fprintf(w, " (watermark %s)", time.UnixMilli(s.Watermark).UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	if s.Checkpoints > 0 || s.CheckpointFailures > 0 {
+		fmt.Fprintf(w, "  checkpoints:  %d written, %d failed, last took %s\n", s.Checkpoints, s.CheckpointFailures, s.LastCheckpoint.Round(time.Millisecond))
+	}
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/fraudpipe/fraudpipe/pipeline"
 
 	filesource "github.com/fraudpipe/fraudpipe/sources/file"
 )
@@ -14,8 +17,12 @@ import (
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "--config FILE",
 		`Runs the pipeline that the config describes until its source ends or the process
-gets SIGINT or SIGTERM, which stop reading and drain the work in flight before exiting.`, stdout)
+gets SIGINT or SIGTERM, which stop reading, drain the work in flight and take a final
+checkpoint before exiting. With checkpoints on (the default), a restarted process resumes
+from the newest complete checkpoint: windows, source position and committed output as
+they were, so nothing is lost or posted twice.`, stdout)
 	cfgPath := fs.String("config", "", "config file (required)")
+	from := fs.String("from-checkpoint", "", "resume from this checkpoint folder instead of the newest one in checkpoint.dir")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -43,11 +50,32 @@ gets SIGINT or SIGTERM, which stop reading and drain the work in flight before e
 		return err
 	}
 	defer src.Close()
-	st, err := build(cfg, outputs{
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	out := outputs{
 		decisions:   cfg.Resolve(cfg.Output.Decisions.Path),
 		deadLetters: cfg.Resolve(cfg.Output.DeadLetters.Path),
-	})
+		logger:      logger,
+	}
+	if cfg.Checkpoint.Enabled {
+		if out.checkpoints, err = openCheckpointStore(context.Background(), cfg); err != nil {
+			return err
+		}
+	}
+	st, err := build(cfg, out)
 	if err != nil {
+		return err
+	}
+	if *from != "" {
+		c, err := pipeline.LoadCheckpointDir(*from)
+		if err == nil {
+			err = st.engine.RestoreFrom(c)
+		}
+		if err != nil {
+			st.close(context.Background())
+			return err
+		}
+	} else if _, err := st.engine.Restore(context.Background()); err != nil {
+		st.close(context.Background())
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -8,22 +8,25 @@ package config
 // next to it and Validate points at the offending lines. reflect.DeepEqual sees that record
 // too, so two Configs with the same values read from different files are not DeepEqual.
 type Config struct {
-	Engine  Engine  `yaml:"engine" doc:"How the engine splits and buffers work."`
-	Windows Windows `yaml:"windows" doc:"Per-card sliding windows over event time."`
-	Source  Source  `yaml:"source" doc:"Where transactions come from (run only; replay takes --input)."`
-	Scoring Scoring `yaml:"scoring" doc:"Features, rules and models that decide."`
-	Ledger  Ledger  `yaml:"ledger" doc:"The double-entry ledger that approved payments are posted to."`
-	Output  Output  `yaml:"output" doc:"Where decisions and dead letters go."`
+	Engine     Engine     `yaml:"engine" doc:"How the engine splits and buffers work."`
+	Windows    Windows    `yaml:"windows" doc:"Per-card sliding windows over event time."`
+	Source     Source     `yaml:"source" doc:"Where transactions come from (run only; replay takes --input)."`
+	Scoring    Scoring    `yaml:"scoring" doc:"Features, rules and models that decide."`
+	Ledger     Ledger     `yaml:"ledger" doc:"The double-entry ledger that approved payments are posted to."`
+	Output     Output     `yaml:"output" doc:"Where decisions and dead letters go."`
+	Checkpoint Checkpoint `yaml:"checkpoint" doc:"Checkpoints of fraudpipe run: state, source position and committed output, from which a restarted process resumes."`
 
 	src *origin // where the config was read from; nil for Default
 }
 
 // Engine sizes the engine's parallelism and queues.
 type Engine struct {
-	Partitions   int      `yaml:"partitions" default:"0" doc:"Partition workers, each owning the state of the cards hashed to it; 0 means one per CPU (GOMAXPROCS)."`
-	BatchSize    int      `yaml:"batch_size" default:"512" doc:"Events per internal batch; larger batches cost latency and save per-batch overhead."`
-	QueueBatches int      `yaml:"queue_batches" default:"16" doc:"Batches in flight between stages; bounds memory and applies backpressure to the source."`
-	DedupTTL     Duration `yaml:"dedup_ttl" default:"48h" doc:"How long, in event time, a transaction id is remembered to drop redeliveries before they reach the ledger (which deduplicates forever)."`
+	Partitions        int      `yaml:"partitions" default:"0" doc:"Partition workers, each owning the state of the cards hashed to it; 0 means one per CPU (GOMAXPROCS)."`
+	BatchSize         int      `yaml:"batch_size" default:"512" doc:"Events per internal batch; larger batches cost latency and save per-batch overhead."`
+	QueueBatches      int      `yaml:"queue_batches" default:"16" doc:"Batches in flight between stages; bounds memory and applies backpressure to the source."`
+	MaxOutOfOrderness Duration `yaml:"max_out_of_orderness" default:"30s" doc:"How far behind the newest event time an event may be and still be on time; the watermark is the newest event time minus this."`
+	AllowedLateness   Duration `yaml:"allowed_lateness" default:"5m" doc:"How far behind the watermark an event may be and still update the windows; a later one is decided from the windows as they are, flagged late and counted."`
+	DedupTTL          Duration `yaml:"dedup_ttl" default:"48h" doc:"How long, in event time, a transaction id is remembered to drop redeliveries before they reach the ledger (which deduplicates forever)."`
 }
 
 // Windows configures the keyed sliding windows (pipeline/window).
@@ -31,6 +34,7 @@ type Windows struct {
 	Durations []Duration `yaml:"durations" default:"[1h, 1d, 7d, 30d]" doc:"Window lengths; each window is (ts - d, ts], the current transaction included."`
 	MaxEvents int        `yaml:"max_events" default:"256" doc:"Events kept exactly per card; older ones fold into hourly buckets."`
 	TTL       Duration   `yaml:"ttl" default:"30d" doc:"A card idle this long in event time is forgotten."`
+	MaxCards  int        `yaml:"max_cards_per_partition" default:"1000000" doc:"Most cards one partition keeps state for (about 750 bytes each with 10 payments buffered); past it, the cards idle the longest are forgotten, a tenth at a time, and counted. 0: no bound."`
 }
 
 // Source selects the input of fraudpipe run.
@@ -43,6 +47,7 @@ type Source struct {
 type Scoring struct {
 	Velocity Velocity `yaml:"velocity" doc:"Per-card velocity features."`
 	Rules    Rules    `yaml:"rules" doc:"CEL rules over the transaction and its features."`
+	Model    Model    `yaml:"model" doc:"The tree model that scores each transaction, and what its score decides."`
 }
 
 // Velocity configures the per-card velocity features.
@@ -59,8 +64,11 @@ type Rules struct {
 
 // Ledger configures the ledger stage.
 type Ledger struct {
-	Driver       string   `yaml:"driver" default:"sqlite" enum:"sqlite,none" doc:"sqlite: an embedded SQLite file; none: no ledger (decisions say skipped)."`
+	Driver       string   `yaml:"driver" default:"sqlite" enum:"sqlite,postgres,none" doc:"sqlite: an embedded SQLite file; postgres: a PostgreSQL database (url); none: no ledger (decisions say skipped)."`
 	Path         string   `yaml:"path" default:"fraudpipe-ledger.db" doc:"The SQLite database file."`
+	URL          string   `yaml:"url" doc:"The PostgreSQL database of driver postgres, as a postgres:// URL; keep the password out of the file with interpolation, e.g. postgres://fraudpipe:${PGPASSWORD}@db:5432/ledger."`
+	AccountsFile string   `yaml:"accounts_file" doc:"Reference file of accounts (CSV with a header, or NDJSON): account, currency, kind, limit, opening. Created at start, limits updated, opening balances posted once against the currency's system:funding account. Relative paths are relative to this config file."`
+	Chargebacks  bool     `yaml:"chargebacks" default:"false" doc:"Feedback that confirms fraud on a posted transaction reverses its entry (a chargeback)."`
 	DefaultLimit Decimal  `yaml:"default_limit" default:"50000.00" doc:"Spending limit of an account created on first use, in its currency's major units: its balance may not go below minus this."`
 	BatchSize    int      `yaml:"batch_size" default:"4096" doc:"Most postings committed in one database transaction (group commit)."`
 	MaxDelay     Duration `yaml:"max_delay" default:"5ms" doc:"Longest a posting waits for its batch to fill before it is committed."`
@@ -71,9 +79,29 @@ type Output struct {
 	Decisions   FileOutput `yaml:"decisions" doc:"Decisions, one JSON object a line."`
 	DeadLetters FileOutput `yaml:"dead_letters" doc:"Refused input lines with their reason."`
 	Features    bool       `yaml:"features" default:"false" doc:"Include the feature values in each decision."`
+
+	OpenSearch []OpenSearchOutput `yaml:"opensearch" default:"[]" doc:"OpenSearch indices that decisions are written to (docs/sinks.md)."`
+	Alerts     []AlertOutput      `yaml:"alerts" default:"[]" doc:"Alerters (webhook, NATS, log) that matching decisions are sent to (docs/sinks.md)."`
+	Parquet    ParquetOutput      `yaml:"parquet" doc:"The Parquet archive of every decision, by event-time hour, in a folder or on S3 (docs/parquet.md)."`
 }
 
 // FileOutput is an NDJSON file output.
 type FileOutput struct {
 	Path string `yaml:"path" doc:"File to write; - for standard output; empty to discard."`
+}
+
+// Checkpoint configures checkpoints (fraudpipe run only; replay never checkpoints).
+type Checkpoint struct {
+	Enabled  bool     `yaml:"enabled" default:"true" doc:"Take checkpoints, and resume from the newest complete one on start. Needs a source that can rewind (a file, not standard input)."`
+	Dir      string   `yaml:"dir" default:"checkpoints" doc:"Where checkpoints go: a folder (a path or a file:// URL; relative paths are relative to this config file) or s3://bucket/prefix."`
+	Interval Duration `yaml:"interval" default:"10s" doc:"Time between checkpoints. A restarted process redoes at most this much work."`
+	Keep     int      `yaml:"keep" default:"3" doc:"Checkpoints kept; older ones are deleted after a new one is complete."`
+	S3       S3       `yaml:"s3" doc:"How to reach S3 when dir is an s3:// URL; credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID, profiles, instance roles)."`
+}
+
+// S3 locates an S3 service.
+type S3 struct {
+	Endpoint  string `yaml:"endpoint" doc:"Endpoint URL of an S3-compatible server, e.g. http://127.0.0.1:9000; empty for AWS."`
+	Region    string `yaml:"region" doc:"AWS region; empty: from the AWS chain."`
+	PathStyle bool   `yaml:"path_style" default:"false" doc:"Put the bucket in the URL path, as most S3-compatible servers want."`
 }

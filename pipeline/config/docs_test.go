@@ -108,8 +108,8 @@ func TestRenderRoundTrip(t *testing.T) {
 	c.Source = Source{Type: "stdin", Path: "- weird: [path], ${HOME} #x"}
 	c.Scoring.Rules.File = "null"
 	c.Scoring.Velocity = Velocity{Enabled: false, NightStart: 23, NightEnd: 4}
-	c.Ledger = Ledger{Driver: "none", Path: "", DefaultLimit: mustDecimal(t, "0.0001"), BatchSize: 1, MaxDelay: 1}
-	c.Output = Output{Decisions: FileOutput{Path: "-"}, DeadLetters: FileOutput{Path: "true"}, Features: true}
+	c.Ledger.Driver, c.Ledger.Path, c.Ledger.DefaultLimit, c.Ledger.BatchSize, c.Ledger.MaxDelay = "none", "", mustDecimal(t, "0.0001"), 1, 1
+	c.Output.Decisions, c.Output.DeadLetters, c.Output.Features = FileOutput{Path: "-"}, FileOutput{Path: "true"}, true
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,18 @@ func (c *Config) validate() []Issue {
 		v.add("engine.queue_batches", "must be 1 or more, got %d", e.QueueBatches)
 	}
 	v.positive("engine.dedup_ttl", e.DedupTTL)
+	v.positive("engine.max_out_of_orderness", e.MaxOutOfOrderness)
+	v.positive("engine.allowed_lateness", e.AllowedLateness)
+
+	if ck := c.Checkpoint; ck.Enabled {
+		v.positive("checkpoint.interval", ck.Interval)
+		if ck.Keep < 1 {
+			v.add("checkpoint.keep", "must be 1 or more, got %d", ck.Keep)
+		}
+		if ck.Dir == "" {
+			v.add("checkpoint.dir", "must name a folder when checkpoint.enabled is true")
+		}
+	}
 
 	w := c.Windows
 	if len(w.Durations) == 0 {
@@ -69,6 +81,9 @@ func (c *Config) validate() []Issue {
 				d, w.Durations[i-1])
 		}
 	}
+	if w.MaxCards < 0 {
+		v.add("windows.max_cards_per_partition", "must be 0 (no bound) or more, got %d", w.MaxCards)
+	}
 	if w.MaxEvents < 1 {
 		v.add("windows.max_events", "must be 1 or more, got %d", w.MaxEvents)
 	}
@@ -83,6 +98,8 @@ func (c *Config) validate() []Issue {
 		}
 	}
 
+	v.model(c.Scoring.Model)
+
 	vel := c.Scoring.Velocity
 	v.hour("scoring.velocity.night_start_hour", vel.NightStart)
 	v.hour("scoring.velocity.night_end_hour", vel.NightEnd)
@@ -90,6 +107,9 @@ func (c *Config) validate() []Issue {
 	l := c.Ledger
 	if l.Driver == "sqlite" && l.Path == "" {
 		v.add("ledger.path", "must name the SQLite database file when ledger.driver is sqlite")
+	}
+	if l.Driver == "postgres" && l.URL == "" {
+		v.add("ledger.url", "must be a postgres:// URL when ledger.driver is postgres, e.g. postgres://fraudpipe:${PGPASSWORD}@db:5432/fraudpipe")
 	}
 	if l.BatchSize <= 0 {
 		v.add("ledger.batch_size", "must be 1 or more, got %d", l.BatchSize)

@@ -51,7 +51,7 @@ func TestValidate(t *testing.T) {
 		{"enums set in code", func(c *Config) { c.Source.Type = "kafka"; c.Ledger.Driver = "" },
 			[]string{
 				`source.type: "kafka" is not one of file, stdin, gen`,
-				`ledger.driver: "" is not one of sqlite, none`,
+				`ledger.driver: "" is not one of sqlite, postgres, none`,
 			}},
 		{"sqlite needs a path", func(c *Config) { c.Ledger.Path = "" },
 			[]string{"ledger.path: must name the SQLite database file when ledger.driver is sqlite"}},
