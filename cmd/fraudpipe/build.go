@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
@@ -157,6 +159,16 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 		DeadLetters: st.dead,
 	})
 	return st, err
+}
+
+// runUntilSignal runs the engine over src until the source ends or SIGINT or SIGTERM
+// arrives (which stop the reading and drain the work in flight), then closes the stack.
+func (st *stack) runUntilSignal(src pipeline.Source) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	runErr := st.engine.Run(ctx, src)
+	closeErr := st.close(context.Background())
+	return errors.Join(runErr, closeErr)
 }
 
 // close flushes and closes the sinks and the ledger, reporting every failure.

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/scorers/model"
@@ -59,15 +57,8 @@ the configured one, set scoring.model.enabled: false in the config.`, stdout)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	runErr := st.engine.Run(ctx, src)
-	closeErr := st.close(context.Background())
-	if runErr != nil {
-		return runErr
-	}
-	if closeErr != nil {
-		return closeErr
+	if err := st.runUntilSignal(src); err != nil {
+		return err
 	}
 	s := st.engine.Stats()
 	fmt.Fprintf(stderr, "features: %d rows to %s in %.2fs; %d dead letters\n", s.Decided, *out, s.Elapsed.Seconds(), s.DeadLetterTotal())

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -75,15 +72,8 @@ names one. A summary is printed to standard error when done.`, stdout)
 		}
 		defer stopProfile()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	runErr := st.engine.Run(ctx, src)
-	closeErr := st.close(context.Background())
-	if runErr != nil {
-		return runErr
-	}
-	if closeErr != nil {
-		return closeErr
+	if err := st.runUntilSignal(src); err != nil {
+		return err
 	}
 	writeSummary(stderr, "replay", st.engine.Stats(), *dead)
 	return nil

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 
@@ -78,15 +75,8 @@ they were, so nothing is lost or posted twice.`, stdout)
 		st.close(context.Background())
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	runErr := st.engine.Run(ctx, src)
-	closeErr := st.close(context.Background())
-	if runErr != nil {
-		return runErr
-	}
-	if closeErr != nil {
-		return closeErr
+	if err := st.runUntilSignal(src); err != nil {
+		return err
 	}
 	writeSummary(stderr, "run", st.engine.Stats(), cfg.Output.DeadLetters.Path)
 	return nil

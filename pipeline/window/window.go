@@ -305,20 +305,7 @@ func (s *Store) Expire(watermark int64) int {
 	if cutoff < s.minNewest {
 		return 0
 	}
-	evicted := 0
-	lowest := int64(math.MaxInt64)
-	for k, sr := range s.keys {
-		nw := sr.newest()
-		if nw <= cutoff {
-			delete(s.keys, k)
-			s.release(sr)
-			evicted++
-			continue
-		}
-		lowest = min(lowest, nw)
-	}
-	s.minNewest = lowest
-	return evicted
+	return s.evictUpTo(cutoff)
 }
 
 // newSeries returns an empty series, reusing an evicted one if it can.
@@ -509,6 +496,12 @@ func (s *Store) EvictOldest(keep int) int {
 	}
 	slices.Sort(newest)
 	cutoff := newest[excess-1]
+	return s.evictUpTo(cutoff)
+}
+
+// evictUpTo evicts every key whose newest event is at or before cutoff and returns how
+// many it evicted.
+func (s *Store) evictUpTo(cutoff int64) int {
 	evicted := 0
 	lowest := int64(math.MaxInt64)
 	for k, sr := range s.keys {
