@@ -184,11 +184,16 @@ func (d *dedup) seen(id string, ts int64) bool {
 
 func (d *dedup) marshal() []byte {
 	ids := func(m map[string]struct{}) []byte {
-		list := make([][]byte, 0, len(m))
+		n := 0
 		for id := range m {
-			list = append(list, []byte(id))
+			n += len(id) + binary.MaxVarintLen16
 		}
-		return appendFrames(nil, list...)
+		b := binary.AppendUvarint(make([]byte, 0, n+binary.MaxVarintLen64), uint64(len(m)))
+		for id := range m {
+			b = binary.AppendUvarint(b, uint64(len(id)))
+			b = append(b, id...)
+		}
+		return b
 	}
 	return appendFrames(nil, binary.AppendVarint(nil, d.curEnd), ids(d.cur), ids(d.prev))
 }

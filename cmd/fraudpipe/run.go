@@ -20,6 +20,7 @@ from the newest complete checkpoint: windows, source position and committed outp
 they were, so nothing is lost or posted twice.`, stdout)
 	cfgPath := fs.String("config", "", "config file (required)")
 	from := fs.String("from-checkpoint", "", "resume from this checkpoint folder instead of the newest one in checkpoint.dir")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -74,6 +75,14 @@ they were, so nothing is lost or posted twice.`, stdout)
 	} else if _, err := st.engine.Restore(context.Background()); err != nil {
 		st.close(context.Background())
 		return err
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			st.close(context.Background())
+			return err
+		}
+		defer stopProfile()
 	}
 	if err := st.runUntilSignal(src); err != nil {
 		return err

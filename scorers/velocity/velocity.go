@@ -113,11 +113,12 @@ func (f *Factory) Stats() Stats {
 
 // Scorer computes the velocity features for one partition's cards.
 type Scorer struct {
-	f          *Factory
-	store      *window.Store
-	stats      []window.Stats
-	maxTS      int64 // the newest event time this partition has seen
-	nextExpire int64
+	f            *Factory
+	store        *window.Store
+	stats        []window.Stats
+	maxTS        int64 // the newest event time this partition has seen
+	nextExpire   int64
+	lastSnapshot int // size of the last snapshot, to size the next one's buffer
 
 	cards, expired, evicted atomic.Int64
 }
@@ -181,11 +182,15 @@ func (s *Scorer) fill(ft []float64, stats []window.Stats, unit float64) {
 	}
 }
 
-// Snapshot encodes the partition's windows for a checkpoint.
+// Snapshot encodes the partition's windows for a checkpoint, into a buffer sized from the
+// last snapshot so that a large state is not copied while it grows.
 func (s *Scorer) Snapshot() ([]byte, error) {
-	b := binary.AppendVarint(nil, s.maxTS)
+	b := make([]byte, 0, s.lastSnapshot+s.lastSnapshot/8+64)
+	b = binary.AppendVarint(b, s.maxTS)
 	b = binary.AppendVarint(b, s.nextExpire)
-	return s.store.AppendBinary(b)
+	b, err := s.store.AppendBinary(b)
+	s.lastSnapshot = len(b)
+	return b, err
 }
 
 // Restore replaces the partition's windows with a snapshot.
