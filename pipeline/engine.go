@@ -31,11 +31,15 @@ type EngineConfig struct {
 	// state; a later event is decided from the state as it is, flagged late and counted.
 	// Default 5m.
 	AllowedLateness time.Duration
+	// IdleTimeout is how long a source partition may deliver nothing before the watermark
+	// stops waiting for it. Default 1m.
+	IdleTimeout time.Duration
 
 	CheckpointEvery time.Duration // time between checkpoints when a store is given; default 10s
 	CheckpointKeep  int           // checkpoints kept; default 3
 
-	autoPartitions bool // Partitions was left to the default: a checkpoint may set it
+	autoPartitions bool             // Partitions was left to the default: a checkpoint may set it
+	now            func() time.Time // the wall clock, for idleness; tests replace it
 }
 
 func (c *EngineConfig) withDefaults() EngineConfig {
@@ -61,6 +65,9 @@ func (c *EngineConfig) withDefaults() EngineConfig {
 	}
 	if o.MaxOutOfOrderness <= 0 {
 		o.MaxOutOfOrderness = 30 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = time.Minute
 	}
 	if o.AllowedLateness <= 0 {
 		o.AllowedLateness = 5 * time.Minute
@@ -431,6 +438,7 @@ func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decod
 			ev.Seq = seq
 			ev.Source = name
 			ev.Pos = m.Pos
+			ev.SourcePartition = m.Partition
 			ev.Raw = m.Data
 			seq++
 		}
@@ -461,16 +469,13 @@ func decodeBatch(b *batch) {
 func (e *Engine) route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- *batch, watermark int64) int64 {
 	n := uint32(len(partQ))
 	parts := make([][]int32, n)
-	ooo := e.cfg.MaxOutOfOrderness.Milliseconds()
 	lateness := e.cfg.AllowedLateness.Milliseconds()
-	newest := int64(math.MinInt64)
-	if watermark != math.MinInt64 {
-		newest = watermark + ooo
-	}
+	wms := newWatermarks(e.cfg.MaxOutOfOrderness, e.cfg.IdleTimeout, e.cfg.now, watermark)
 	for b := range orderQ {
 		<-b.decoded
 		if br := b.barrier; br != nil {
-			br.watermark = watermark
+			wms.advance(wms.now()) // partitions may have gone idle since their last event
+			br.watermark = wms.current()
 			for p := range partQ {
 				b.pending.Add(1)
 				partQ[p] <- subBatch{b: b}
@@ -485,13 +490,10 @@ func (e *Engine) route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- 
 				continue
 			}
 			ts := ev.Tx.TS
-			if watermark != math.MinInt64 && ts < watermark-lateness {
+			if wm := wms.current(); wm != math.MinInt64 && ts < wm-lateness {
 				ev.Late = true
 			}
-			if ts > newest {
-				newest = ts
-				watermark = newest - ooo
-			}
+			wms.observe(ev.SourcePartition, ts)
 			p := PartitionOf(ev.Tx.CardID, n)
 			parts[p] = append(parts[p], int32(i))
 		}
@@ -506,7 +508,7 @@ func (e *Engine) route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- 
 		go func() { b.pending.Wait(); close(b.scored) }()
 		seqQ <- b
 	}
-	return watermark
+	return wms.current()
 }
 
 // PartitionOf maps a key to one of n partitions (FNV-1a), the same on every machine.

@@ -10,8 +10,9 @@ var ErrEndOfInput = errors.New("end of input")
 
 // Message is one raw input event and where it came from.
 type Message struct {
-	Data []byte
-	Pos  int64 // position in the source: byte offset, stream sequence, ...
+	Data      []byte
+	Pos       int64 // position in the source: byte offset, stream sequence, ...
+	Partition int   // the source partition (shard, subject) it came from; 0 for a file
 }
 
 // Source reads raw events. The engine decodes and validates them, so a source only moves

@@ -147,6 +147,7 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 
 			MaxOutOfOrderness: time.Duration(cfg.Engine.MaxOutOfOrderness),
 			AllowedLateness:   time.Duration(cfg.Engine.AllowedLateness),
+			IdleTimeout:       time.Duration(cfg.Engine.IdleTimeout),
 			CheckpointEvery:   time.Duration(cfg.Checkpoint.Interval),
 			CheckpointKeep:    cfg.Checkpoint.Keep,
 		},

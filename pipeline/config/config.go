@@ -26,6 +26,7 @@ type Engine struct {
 	QueueBatches      int      `yaml:"queue_batches" default:"16" doc:"Batches in flight between stages; bounds memory and applies backpressure to the source."`
 	MaxOutOfOrderness Duration `yaml:"max_out_of_orderness" default:"30s" doc:"How far behind the newest event time an event may be and still be on time; the watermark is the newest event time minus this."`
 	AllowedLateness   Duration `yaml:"allowed_lateness" default:"5m" doc:"How far behind the watermark an event may be and still update the windows; a later one is decided from the windows as they are, flagged late and counted."`
+	IdleTimeout       Duration `yaml:"idle_timeout" default:"1m" doc:"How long a source partition (a shard, a subject) may deliver nothing before the watermark stops waiting for it."`
 	DedupTTL          Duration `yaml:"dedup_ttl" default:"48h" doc:"How long, in event time, a transaction id is remembered to drop redeliveries before they reach the ledger (which deduplicates forever)."`
 }
 

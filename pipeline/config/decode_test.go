@@ -55,7 +55,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field with a prefix", "scoring:\n  velocity:\n    night_start: 1\n",
 			[]string{`t.yaml: line 3: field night_start not recognized in scoring.velocity (did you mean "night_start_hour"?)`}},
 		{"unknown field far from any", "engine:\n  zzz: 1\n",
-			[]string{`t.yaml: line 2: field zzz not recognized in engine (valid fields: partitions, batch_size, queue_batches, max_out_of_orderness, allowed_lateness, dedup_ttl)`}},
+			[]string{`t.yaml: line 2: field zzz not recognized in engine (valid fields: partitions, batch_size, queue_batches, max_out_of_orderness, allowed_lateness, idle_timeout, dedup_ttl)`}},
 		{"wrong case", "Engine: {}\n",
 			[]string{`t.yaml: line 1: field Engine not recognized (did you mean "engine"?)`}},
 		{"integer expected", "engine:\n  partitions: four\n",

@@ -22,7 +22,7 @@ func TestDefault(t *testing.T) {
 	// and by the Example round trip.
 	want := *Default()
 	want.Engine = Engine{Partitions: 0, BatchSize: 512, QueueBatches: 16, DedupTTL: Duration(48 * time.Hour),
-		MaxOutOfOrderness: Duration(30 * time.Second), AllowedLateness: Duration(5 * time.Minute)}
+		MaxOutOfOrderness: Duration(30 * time.Second), AllowedLateness: Duration(5 * time.Minute), IdleTimeout: Duration(time.Minute)}
 	want.Windows = Windows{
 		Durations: []Duration{Duration(time.Hour), Duration(day), Duration(7 * day), Duration(30 * day)},
 		MaxEvents: 256,

@@ -56,6 +56,7 @@ func (c *Config) validate() []Issue {
 	v.positive("engine.dedup_ttl", e.DedupTTL)
 	v.positive("engine.max_out_of_orderness", e.MaxOutOfOrderness)
 	v.positive("engine.allowed_lateness", e.AllowedLateness)
+	v.positive("engine.idle_timeout", e.IdleTimeout)
 
 	if ck := c.Checkpoint; ck.Enabled {
 		v.positive("checkpoint.interval", ck.Interval)
