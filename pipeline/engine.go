@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // EngineConfig sizes an Engine. Zero values take the defaults noted on each field.
@@ -103,6 +105,7 @@ type Engine struct {
 	store       CheckpointStore
 	restored    *Checkpoint
 	log         *slog.Logger
+	metrics     *Metrics
 
 	ckptFailures atomic.Int64 // counted by two goroutines: the sink stage and the checkpoint writer
 }
@@ -117,6 +120,7 @@ type EngineOptions struct {
 	DeadLetters Sink            // receives refused events; nil discards them (they are still counted)
 	Checkpoints CheckpointStore // where checkpoints go; nil: none
 	Logger      *slog.Logger    // nil: discard
+	Metrics     *Metrics        // nil: kept in a registry of its own, unexported
 }
 
 // NewEngine builds an engine from its parts.
@@ -133,6 +137,10 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		deadLetters: o.DeadLetters,
 		store:       o.Checkpoints,
 		log:         o.Logger,
+		metrics:     o.Metrics,
+	}
+	if e.metrics == nil {
+		e.metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -497,6 +505,9 @@ func (e *Engine) route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- 
 			p := PartitionOf(ev.Tx.CardID, n)
 			parts[p] = append(parts[p], int32(i))
 		}
+		if wm := wms.current(); wm != math.MinInt64 {
+			e.metrics.watermark.Set(float64(wm) / 1000)
+		}
 		for p, idx := range parts {
 			if len(idx) == 0 {
 				continue
@@ -531,9 +542,11 @@ func (e *Engine) ledgerStage(ctx context.Context, seqQ <-chan *batch, sinkQ chan
 	timer.Stop()
 	flush := func() error {
 		if len(reqs) > 0 {
+			began := time.Now()
 			if err := e.ledger.Post(ctx, reqs); err != nil {
 				return fmt.Errorf("ledger: %w", err)
 			}
+			e.metrics.ledgerBatch.Observe(time.Since(began).Seconds())
 			for i := range reqs {
 				applyPosting(owners[i], &reqs[i])
 			}
@@ -623,6 +636,8 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 	var unflushed []*batch
 	lastFlush := time.Now()
 	flush := func() error {
+		began := time.Now()
+		defer func() { e.metrics.flushSecs.Observe(time.Since(began).Seconds()) }()
 		for _, s := range e.sinks {
 			if err := s.Flush(ctx); err != nil {
 				return fmt.Errorf("sink: %w", err)
@@ -658,30 +673,46 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 					case ckptQ <- cp:
 					default: // the previous checkpoint is still being written: skip this one
 						e.stats.CheckpointsSkipped++
+						e.metrics.ckpts.WithLabelValues("skipped").Inc()
 					}
 				}
 			}
 			continue
 		}
 		decided, dead = decided[:0], dead[:0]
+		var byOutcome [3]int64
+		var byLedger [4]int64
+		var late int64
 		for i := range b.events {
 			ev := &b.events[i]
-			e.stats.Events++
 			if ev.Err != nil {
 				dead = append(dead, ev)
 				e.stats.DeadLetters[ev.Err.Code]++
+				e.metrics.deadLetters.WithLabelValues(ev.Err.Code).Inc()
 				if ev.Err.Code == ReasonDuplicateID {
 					e.stats.Duplicates++
 				}
 				continue
 			}
 			decided = append(decided, ev)
-			e.stats.Decided++
-			e.stats.ByOutcome[ev.Decision.Outcome]++
-			e.stats.ByLedger[ev.Decision.Ledger]++
+			byOutcome[ev.Decision.Outcome]++
+			byLedger[ev.Decision.Ledger]++
 			if ev.Late {
-				e.stats.Late++
+				late++
 			}
+		}
+		e.stats.Events += int64(len(b.events))
+		e.stats.Decided += int64(len(decided))
+		e.stats.Late += late
+		e.metrics.events.Add(float64(len(b.events)))
+		e.metrics.late.Add(float64(late))
+		for o, n := range byOutcome {
+			e.stats.ByOutcome[o] += n
+			e.metrics.decisions.WithLabelValues(outcomeNames[o]).Add(float64(n))
+		}
+		for l, n := range byLedger {
+			e.stats.ByLedger[l] += n
+			e.metrics.ledger.WithLabelValues(ledgerNames[l]).Add(float64(n))
 		}
 		if len(decided) > 0 {
 			for _, s := range e.sinks {
@@ -731,6 +762,7 @@ func (e *Engine) prepareCheckpoint(br *barrier, src Source) *pendingCheckpoint {
 	}
 	if err != nil {
 		e.ckptFailures.Add(1)
+		e.metrics.ckpts.WithLabelValues("failed").Inc()
 		e.log.Error("checkpoint state could not be taken; the previous checkpoint stays in force", "checkpoint", br.id, "err", err)
 		return nil
 	}
@@ -746,11 +778,19 @@ func (e *Engine) prepareCheckpoint(br *barrier, src Source) *pendingCheckpoint {
 func (e *Engine) writeCheckpoint(ctx context.Context, cp *pendingCheckpoint) {
 	if err := e.store.Write(ctx, cp.manifest, cp.files); err != nil {
 		e.ckptFailures.Add(1)
+		e.metrics.ckpts.WithLabelValues("failed").Inc()
 		e.log.Error("checkpoint failed; the previous one stays in force", "checkpoint", cp.br.id, "store", e.store.String(), "err", err)
 		return
 	}
 	e.stats.Checkpoints++
 	e.stats.LastCheckpoint = time.Since(cp.br.started)
+	e.metrics.ckpts.WithLabelValues("written").Inc()
+	e.metrics.ckptSeconds.Observe(e.stats.LastCheckpoint.Seconds())
+	size := 0
+	for _, f := range cp.files {
+		size += len(f)
+	}
+	e.metrics.ckptBytes.Set(float64(size))
 	if err := e.store.Prune(ctx, e.cfg.CheckpointKeep); err != nil {
 		e.log.Warn("pruning old checkpoints", "store", e.store.String(), "err", err)
 	}

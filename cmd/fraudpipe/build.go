@@ -79,6 +79,7 @@ type outputs struct {
 	ledgerPath  string // overrides the config's ledger path when set
 	checkpoints pipeline.CheckpointStore
 	logger      *slog.Logger
+	metrics     *pipeline.Metrics
 	// extra returns more sinks once the schema is known (the features command's CSV).
 	extra func(schema *pipeline.FeatureSchema) ([]pipeline.Sink, error)
 }
@@ -153,6 +154,7 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 		},
 		Checkpoints: out.checkpoints,
 		Logger:      out.logger,
+		Metrics:     out.metrics,
 		Schema:      schema,
 		Scorers:     scorers,
 		Ledger:      st.ledger,

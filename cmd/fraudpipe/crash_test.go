@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,4 +299,69 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// TestAdminEndpoints runs the binary with the admin endpoints on and reads them as
+// Prometheus and a load balancer would.
+func TestAdminEndpoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	if code, _, stderr := fraudpipe(t, "gen", "--seed", "4", "--customers", "2000", "--terminals", "4000", "--days", "60", "--out", filepath.Join(dir, "in.ndjson")); code != 0 {
+		t.Fatalf("gen: %s", stderr)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(dir, "run.yaml")
+	os.WriteFile(cfg, []byte("source: {type: file, path: in.ndjson}\nledger: {path: ledger.db}\noutput:\n  decisions: {path: decisions.ndjson}\nadmin: {listen: \""+addr+"\"}\n"), 0o644)
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(time.Minute)
+	var metrics string
+	for {
+		code, body := get("/metrics")
+		if code == 200 && strings.Contains(body, "fraudpipe_engine_events_total ") && !strings.Contains(body, "fraudpipe_engine_events_total 0\n") {
+			metrics = body
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no events counted on /metrics within a minute: %d %.300s\n%s", code, body, stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+	for _, want := range []string{`fraudpipe_engine_decisions_total{outcome="approve"}`, "fraudpipe_engine_watermark_seconds", "fraudpipe_ledger_commit_duration_seconds_bucket", "go_goroutines"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, body := get("/readyz"); code != 200 {
+		t.Errorf("/readyz while running: %d %s", code, body)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
 }

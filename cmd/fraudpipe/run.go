@@ -59,6 +59,15 @@ they were, so nothing is lost or posted twice.`, stdout)
 			return err
 		}
 	}
+	reg := newRegistry()
+	out.metrics = pipeline.NewMetrics(reg)
+	var adm *admin
+	if cfg.Admin.Listen != "" {
+		if adm, err = startAdmin(cfg.Admin.Listen, reg, logger); err != nil {
+			return err
+		}
+		defer adm.stop()
+	}
 	st, err := build(cfg, out)
 	if err != nil {
 		return err
@@ -75,6 +84,9 @@ they were, so nothing is lost or posted twice.`, stdout)
 	} else if _, err := st.engine.Restore(context.Background()); err != nil {
 		st.close(context.Background())
 		return err
+	}
+	if adm != nil {
+		adm.ready.Store(true) // state restored, about to read
 	}
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)

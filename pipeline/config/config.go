@@ -14,6 +14,7 @@ type Config struct {
 	Scoring    Scoring    `yaml:"scoring" doc:"Features, rules and models that decide."`
 	Ledger     Ledger     `yaml:"ledger" doc:"The double-entry ledger that approved payments are posted to."`
 	Output     Output     `yaml:"output" doc:"Where decisions and dead letters go."`
+	Admin      Admin      `yaml:"admin" doc:"The HTTP endpoints operators scrape and probe (fraudpipe run only)."`
 	Checkpoint Checkpoint `yaml:"checkpoint" doc:"Checkpoints of fraudpipe run: state, source position and committed output, from which a restarted process resumes."`
 
 	src *origin // where the config was read from; nil for Default
@@ -105,4 +106,9 @@ type S3 struct {
 	Endpoint  string `yaml:"endpoint" doc:"Endpoint URL of an S3-compatible server, e.g. http://127.0.0.1:9000; empty for AWS."`
 	Region    string `yaml:"region" doc:"AWS region; empty: from the AWS chain."`
 	PathStyle bool   `yaml:"path_style" default:"false" doc:"Put the bucket in the URL path, as most S3-compatible servers want."`
+}
+
+// Admin configures the operator endpoints.
+type Admin struct {
+	Listen string `yaml:"listen" doc:"Address of /metrics (Prometheus), /healthz (alive) and /readyz (state restored, reading), e.g. 127.0.0.1:9464 or :9464; empty: no endpoints."`
 }
