@@ -17,6 +17,7 @@ import (
 	"github.com/fraudpipe/fraudpipe/scorers/rules"
 	"github.com/fraudpipe/fraudpipe/scorers/velocity"
 	filesink "github.com/fraudpipe/fraudpipe/sinks/file"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // loadConfig reads the config at path, or returns the built-in default when path is empty.
@@ -80,6 +81,7 @@ type outputs struct {
 	checkpoints pipeline.CheckpointStore
 	logger      *slog.Logger
 	metrics     *pipeline.Metrics
+	registry    prometheus.Registerer // where plug-ins register their metrics; nil: nowhere
 	// extra returns more sinks once the schema is known (the features command's CSV).
 	extra func(schema *pipeline.FeatureSchema) ([]pipeline.Sink, error)
 }
@@ -95,6 +97,15 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 	schema, scorers, err := scorersFor(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if out.registry != nil {
+		for _, f := range scorers {
+			if v, ok := f.(*velocity.Factory); ok {
+				if err := v.Register(out.registry); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	if st.ruleSet, err = rulesFor(cfg, schema); err != nil {
 		return nil, err

@@ -349,7 +349,7 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling interval
 	}
-	for _, want := range []string{`fraudpipe_engine_decisions_total{outcome="approve"}`, "fraudpipe_engine_watermark_seconds", "fraudpipe_ledger_commit_duration_seconds_bucket", "go_goroutines"} {
+	for _, want := range []string{`fraudpipe_engine_decisions_total{outcome="approve"}`, "fraudpipe_engine_watermark_seconds", "fraudpipe_ledger_commit_duration_seconds_bucket", "fraudpipe_state_cards ", "go_goroutines"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -60,7 +60,7 @@ they were, so nothing is lost or posted twice.`, stdout)
 		}
 	}
 	reg := newRegistry()
-	out.metrics = pipeline.NewMetrics(reg)
+	out.metrics, out.registry = pipeline.NewMetrics(reg), reg
 	var adm *admin
 	if cfg.Admin.Listen != "" {
 		if adm, err = startAdmin(cfg.Admin.Listen, reg, logger); err != nil {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/pipeline/window"
 )
@@ -248,4 +250,20 @@ func hash64(s string) uint64 {
 		h *= 1099511628211
 	}
 	return h
+}
+
+// Register adds the state's metrics to reg: cards held, and cards forgotten by TTL and by
+// the per-partition bound.
+func (f *Factory) Register(reg prometheus.Registerer) error {
+	return errors.Join(
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "fraudpipe_state_cards", Help: "Cards with velocity state, over all partitions.",
+		}, func() float64 { return float64(f.Stats().Cards) })),
+		reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "fraudpipe_state_cards_expired_total", Help: "Cards forgotten after windows.ttl of event time without a payment.",
+		}, func() float64 { return float64(f.Stats().ExpiredCards) })),
+		reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "fraudpipe_state_cards_evicted_total", Help: "Cards forgotten early to stay within windows.max_cards_per_partition.",
+		}, func() float64 { return float64(f.Stats().EvictedCards) })),
+	)
 }
