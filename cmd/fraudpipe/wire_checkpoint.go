@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/pipeline/config"
 	"github.com/fraudpipe/fraudpipe/pipeline/s3store"
@@ -14,7 +16,11 @@ import (
 func openCheckpointStore(ctx context.Context, cfg *config.Config) (pipeline.CheckpointStore, error) {
 	c := cfg.Checkpoint
 	if strings.HasPrefix(c.Dir, "s3://") {
-		return s3store.Open(ctx, c.Dir, s3store.Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region, PathStyle: c.S3.PathStyle})
+		o := s3store.Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region, PathStyle: c.S3.PathStyle}
+		if c.S3.AccessKeyID != "" {
+			o.Credentials = credentials.NewStaticCredentialsProvider(c.S3.AccessKeyID, c.S3.SecretAccessKey.Reveal(), c.S3.SessionToken.Reveal())
+		}
+		return s3store.Open(ctx, c.Dir, o)
 	}
 	return pipeline.NewDirStore(cfg.Resolve(strings.TrimPrefix(c.Dir, "file://")))
 }

@@ -98,14 +98,7 @@ type Checkpoint struct {
 	Dir      string   `yaml:"dir" default:"checkpoints" doc:"Where checkpoints go: a folder (a path or a file:// URL; relative paths are relative to this config file) or s3://bucket/prefix."`
 	Interval Duration `yaml:"interval" default:"10s" doc:"Time between checkpoints. A restarted process redoes at most this much work."`
 	Keep     int      `yaml:"keep" default:"3" doc:"Checkpoints kept; older ones are deleted after a new one is complete."`
-	S3       S3       `yaml:"s3" doc:"How to reach S3 when dir is an s3:// URL; credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID, profiles, instance roles)."`
-}
-
-// S3 locates an S3 service.
-type S3 struct {
-	Endpoint  string `yaml:"endpoint" doc:"Endpoint URL of an S3-compatible server, e.g. http://127.0.0.1:9000; empty for AWS."`
-	Region    string `yaml:"region" doc:"AWS region; empty: from the AWS chain."`
-	PathStyle bool   `yaml:"path_style" default:"false" doc:"Put the bucket in the URL path, as most S3-compatible servers want."`
+	S3       S3       `yaml:"s3" doc:"How to reach S3 when dir is an s3:// URL."`
 }
 
 // Admin configures the operator endpoints.

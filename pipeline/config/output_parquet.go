@@ -3,18 +3,19 @@ package config
 // ParquetOutput is output.parquet: every decision archived in Parquet files, partitioned by
 // event time (dt=2026-11-25/hour=10/), in a folder or an S3 bucket (docs/parquet.md).
 type ParquetOutput struct {
-	Path       string    `yaml:"path" doc:"Where the files go: a folder (a path or a file:// URL; relative paths are relative to this config file) or s3://bucket/prefix. Empty: no Parquet archive."`
-	SpoolDir   string    `yaml:"spool_dir" default:"parquet-spool" doc:"Local folder where rows wait, fsynced at every engine flush, until their file is rolled and written; it must survive a restart (the next process writes what it finds there). Relative to this config file."`
-	RollSizeMB int       `yaml:"roll_size_mb" default:"256" doc:"A file is rolled when its rows take this many MiB in the spool (the Parquet file is several times smaller)."`
-	RollAge    Duration  `yaml:"roll_age" default:"5m" doc:"A file is rolled when its first row was written this long ago, so an hour's data reaches the archive within about this delay."`
-	RowGroupMB int       `yaml:"row_group_mb" default:"64" doc:"Target compressed size of one row group, in MiB; about this much memory is used while a file is written."`
-	PartSizeMB int       `yaml:"part_size_mb" default:"8" doc:"S3 multipart upload part size, in MiB (5 or more); one part is in memory at a time."`
-	Retries    int       `yaml:"retries" default:"8" doc:"Attempts to write one file, with exponential backoff from 1s, before the sink reports failure and the engine stops; the file stays in the spool for the next process."`
-	S3         ParquetS3 `yaml:"s3" doc:"How to reach S3 when path is an s3:// URL."`
+	Path       string   `yaml:"path" doc:"Where the files go: a folder (a path or a file:// URL; relative paths are relative to this config file) or s3://bucket/prefix. Empty: no Parquet archive."`
+	SpoolDir   string   `yaml:"spool_dir" default:"parquet-spool" doc:"Local folder where rows wait, fsynced at every engine flush, until their file is rolled and written; it must survive a restart (the next process writes what it finds there). Relative to this config file."`
+	RollSizeMB int      `yaml:"roll_size_mb" default:"256" doc:"A file is rolled when its rows take this many MiB in the spool (the Parquet file is several times smaller)."`
+	RollAge    Duration `yaml:"roll_age" default:"5m" doc:"A file is rolled when its first row was written this long ago, so an hour's data reaches the archive within about this delay."`
+	RowGroupMB int      `yaml:"row_group_mb" default:"64" doc:"Target compressed size of one row group, in MiB; about this much memory is used while a file is written."`
+	PartSizeMB int      `yaml:"part_size_mb" default:"8" doc:"S3 multipart upload part size, in MiB (5 or more); one part is in memory at a time."`
+	Retries    int      `yaml:"retries" default:"8" doc:"Attempts to write one file, with exponential backoff from 1s, before the sink reports failure and the engine stops; the file stays in the spool for the next process."`
+	S3         S3       `yaml:"s3" doc:"How to reach S3 when path is an s3:// URL."`
 }
 
-// ParquetS3 locates an S3 service and, optionally, the credentials for it.
-type ParquetS3 struct {
+// S3 locates an S3 service and, optionally, the credentials for it (checkpoints and the
+// Parquet archive use it alike).
+type S3 struct {
 	Endpoint        string `yaml:"endpoint" doc:"Endpoint URL of an S3-compatible server, e.g. http://127.0.0.1:9000; empty for AWS."`
 	Region          string `yaml:"region" doc:"AWS region; empty: from the AWS chain."`
 	PathStyle       bool   `yaml:"path_style" default:"false" doc:"Put the bucket in the URL path, as most S3-compatible servers want."`
