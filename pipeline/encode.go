@@ -16,21 +16,8 @@ func AppendDecisionJSON(dst []byte, ev *Event, names []string) []byte {
 	dst = AppendJSONString(dst, ev.Tx.ID)
 	dst = append(dst, `,"ts":`...)
 	dst = AppendJSONString(dst, ev.Tx.TSText)
-	dst = append(dst, `,"decision":"`...)
-	dst = append(dst, d.Outcome.String()...)
-	dst = append(dst, '"')
-	if d.HasScore {
-		dst = append(dst, `,"score":`...)
-		dst = AppendJSONFloat(dst, d.Score)
-	}
-	dst = append(dst, `,"reasons":[`...)
-	for i, r := range d.Reasons {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = AppendJSONString(dst, r)
-	}
-	dst = append(dst, `],"ledger":"`...)
+	dst = AppendOutcomeJSON(dst, d)
+	dst = append(dst, `,"ledger":"`...)
 	dst = append(dst, d.Ledger.String()...)
 	dst = append(dst, '"')
 	if d.Model != "" {
@@ -57,6 +44,26 @@ func AppendDecisionJSON(dst []byte, ev *Event, names []string) []byte {
 		dst = append(dst, `,"late":true`...)
 	}
 	return append(dst, '}')
+}
+
+// AppendOutcomeJSON appends the fields every decision document shares, each preceded by a
+// comma: "decision", "score" when a model ran, and "reasons", most important first.
+func AppendOutcomeJSON(dst []byte, d *Decision) []byte {
+	dst = append(dst, `,"decision":"`...)
+	dst = append(dst, d.Outcome.String()...)
+	dst = append(dst, '"')
+	if d.HasScore {
+		dst = append(dst, `,"score":`...)
+		dst = AppendJSONFloat(dst, d.Score)
+	}
+	dst = append(dst, `,"reasons":[`...)
+	for i, r := range d.Reasons {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendJSONString(dst, r)
+	}
+	return append(dst, ']')
 }
 
 // AppendDeadLetterJSON appends a refused event as {"raw":…,"reason":…,"source":…,"offset":…}.

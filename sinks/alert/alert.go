@@ -50,21 +50,8 @@ func AppendJSON(dst []byte, ev *pipeline.Event) []byte {
 	dst = pipeline.AppendJSONString(dst, tx.ID)
 	dst = append(dst, `,"ts":`...)
 	dst = pipeline.AppendJSONString(dst, tx.TSText)
-	dst = append(dst, `,"decision":"`...)
-	dst = append(dst, d.Outcome.String()...)
-	dst = append(dst, '"')
-	if d.HasScore {
-		dst = append(dst, `,"score":`...)
-		dst = pipeline.AppendJSONFloat(dst, d.Score)
-	}
-	dst = append(dst, `,"reasons":[`...)
-	for i, r := range d.Reasons {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = pipeline.AppendJSONString(dst, r)
-	}
-	dst = append(dst, `],"card_id":`...)
+	dst = pipeline.AppendOutcomeJSON(dst, d)
+	dst = append(dst, `,"card_id":`...)
 	dst = pipeline.AppendJSONString(dst, tx.CardID)
 	dst = append(dst, `,"account_id":`...)
 	dst = pipeline.AppendJSONString(dst, tx.AccountID)

@@ -37,21 +37,8 @@ func AppendDocument(dst []byte, ev *pipeline.Event, features []string) []byte {
 	}
 	dst = str(dst, "device_id", tx.DeviceID)
 	dst = str(dst, "ip", tx.IP)
-	dst = append(dst, `,"decision":"`...)
-	dst = append(dst, d.Outcome.String()...)
-	dst = append(dst, '"')
-	if d.HasScore {
-		dst = append(dst, `,"score":`...)
-		dst = pipeline.AppendJSONFloat(dst, d.Score)
-	}
-	dst = append(dst, `,"reasons":[`...)
-	for i, r := range d.Reasons {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = pipeline.AppendJSONString(dst, r)
-	}
-	dst = append(dst, `],"ledger":"`...)
+	dst = pipeline.AppendOutcomeJSON(dst, d)
+	dst = append(dst, `,"ledger":"`...)
 	dst = append(dst, d.Ledger.String()...)
 	dst = append(dst, '"')
 	dst = str(dst, "model", d.Model)
