@@ -1,11 +1,9 @@
 package ledger
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 )
@@ -32,7 +30,6 @@ func benchmarkLedger(b *testing.B, be backend, batch int) {
 		merchants = 10_000
 	)
 	s := openStore(b, be, be.newLoc(b), Options{DefaultLimit: flatLimit(1 << 50)})
-	ctx := context.Background()
 	payerIDs := make([]string, payers)
 	for i := range payerIDs {
 		payerIDs[i] = fmt.Sprintf("acct-%05d", i)
@@ -65,28 +62,11 @@ func benchmarkLedger(b *testing.B, be backend, batch int) {
 		}
 		postS(b, s, r...)
 	}
-	var cpu time.Duration
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		n := min(batch, b.N-done)
-		b.StopTimer()
-		r := fill(n)
-		c0 := cpuTime()
-		b.StartTimer()
-		if err := s.Post(ctx, r); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		cpu += cpuTime() - c0
+	measurePosts(b, s, batch, fill, func(r []pipeline.PostRequest) {
 		for i := range r {
 			if r[i].Status != pipeline.LedgerPosted {
 				b.Fatalf("request %d: %s %s", i, r[i].Status, r[i].Reason)
 			}
 		}
-		b.StartTimer()
-		done += n
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	})
 }
