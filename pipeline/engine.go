@@ -399,7 +399,10 @@ func (e *Engine) restore(c *Checkpoint, src Source, partitions []*partition) err
 
 func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decodeQ, orderQ chan<- *batch) error {
 	name := src.Name()
+	_, commits := src.(Committer)
+	commits = commits && e.store != nil
 	lastBarrier := time.Now()
+	barrierSeq := seq // the sequence number at the last barrier
 	barrierNow := func(final bool) error {
 		if e.store == nil {
 			return nil
@@ -414,7 +417,7 @@ func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decod
 		}}
 		close(b.decoded)
 		nextID++
-		lastBarrier = time.Now()
+		lastBarrier, barrierSeq = time.Now(), seq
 		orderQ <- b
 		return nil
 	}
@@ -429,11 +432,19 @@ func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decod
 			}
 			return fmt.Errorf("read %s: %w", name, err)
 		}
-		if len(msgs) == 0 {
+		if len(msgs) == 0 { // a live source with nothing new: still checkpoint on time
 			if ack != nil {
 				_ = ack(ctx, nil)
 			}
+			if e.store != nil && seq != barrierSeq && time.Since(lastBarrier) >= e.cfg.CheckpointEvery {
+				if err := barrierNow(false); err != nil {
+					return err
+				}
+			}
 			continue
+		}
+		if commits {
+			ack = nil // upstream forgets a message only once a checkpoint covers it
 		}
 		b := &batch{
 			events:  make([]Event, len(msgs)),
@@ -627,11 +638,17 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
+		committer, _ := src.(Committer)
 		for cp := range ckptQ {
-			e.writeCheckpoint(ctx, cp)
+			if e.writeCheckpoint(ctx, cp) && committer != nil {
+				if err := committer.Commit(ctx, cp.files[sourceFile]); err != nil {
+					e.log.Warn("source could not commit the checkpoint's position; it may redeliver what the checkpoint covers", "source", src.Name(), "checkpoint", cp.br.id, "err", err)
+				}
+			}
 		}
 	}()
 	defer func() { close(ckptQ); <-writerDone }()
+	responder, _ := src.(Responder)
 	var decided, dead []*Event
 	var unflushed []*batch
 	lastFlush := time.Now()
@@ -649,6 +666,9 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 			}
 		}
 		for _, b := range unflushed {
+			if responder != nil {
+				responder.Respond(b.events)
+			}
 			if b.ack != nil {
 				if err := b.ack(ctx, nil); err != nil {
 					return fmt.Errorf("ack: %w", err)
@@ -774,13 +794,13 @@ func (e *Engine) prepareCheckpoint(br *barrier, src Source) *pendingCheckpoint {
 
 // writeCheckpoint stores a checkpoint, manifest last, and prunes old ones. A checkpoint
 // that cannot be written is logged and counted; the previous one stays the newest
-// complete one.
-func (e *Engine) writeCheckpoint(ctx context.Context, cp *pendingCheckpoint) {
+// complete one. It reports whether the checkpoint was written.
+func (e *Engine) writeCheckpoint(ctx context.Context, cp *pendingCheckpoint) bool {
 	if err := e.store.Write(ctx, cp.manifest, cp.files); err != nil {
 		e.ckptFailures.Add(1)
 		e.metrics.ckpts.WithLabelValues("failed").Inc()
 		e.log.Error("checkpoint failed; the previous one stays in force", "checkpoint", cp.br.id, "store", e.store.String(), "err", err)
-		return
+		return false
 	}
 	e.stats.Checkpoints++
 	e.stats.LastCheckpoint = time.Since(cp.br.started)
@@ -794,4 +814,5 @@ func (e *Engine) writeCheckpoint(ctx context.Context, cp *pendingCheckpoint) {
 	if err := e.store.Prune(ctx, e.cfg.CheckpointKeep); err != nil {
 		e.log.Warn("pruning old checkpoints", "store", e.store.String(), "err", err)
 	}
+	return true
 }

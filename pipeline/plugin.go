@@ -17,6 +17,8 @@ type Message struct {
 
 // Source reads raw events. The engine decodes and validates them, so a source only moves
 // bytes and positions. ReadBatch returns ErrEndOfInput when a finite source is exhausted;
+// a live source returns an empty batch when nothing arrived for a while (a fetch timeout,
+// well under a second) and returns promptly once ctx is cancelled;
 // the messages it returns stay valid until the ack function is called.
 type Source interface {
 	// Name identifies the source in dead letters and metrics.
@@ -90,4 +92,21 @@ type PostRequest struct {
 type Ledger interface {
 	Post(ctx context.Context, reqs []PostRequest) error
 	Close() error
+}
+
+// Committer is implemented by sources that keep a read position upstream (a JetStream
+// durable consumer). When the engine takes checkpoints it never calls a Committer's AckFunc;
+// it calls Commit with the source position of each checkpoint once that checkpoint is
+// durable, so upstream forgets only what a checkpoint can replay from. Without checkpoints
+// the engine acknowledges each batch through its AckFunc after the sinks flushed it.
+type Committer interface {
+	Commit(ctx context.Context, pos []byte) error
+}
+
+// Responder is implemented by sources whose senders wait for their decision (the HTTP
+// decision API). The engine calls Respond with every event of a batch, decided or refused,
+// after the ledger made its postings durable and every sink flushed it. Respond must not
+// keep the events: they are reused once it returns.
+type Responder interface {
+	Respond(events []Event)
 }
