@@ -108,6 +108,14 @@ type Engine struct {
 	metrics     *Metrics
 
 	ckptFailures atomic.Int64 // counted by two goroutines: the sink stage and the checkpoint writer
+	queues       *queues      // the running flow's channels, for the queue-depth gauges
+}
+
+// queues are the channels between the stages of a run.
+type queues struct {
+	decode    chan *batch
+	partition []chan subBatch
+	ledger    chan *batch
 }
 
 // EngineOptions are the parts an Engine is built from.
@@ -194,6 +202,10 @@ func (s Stats) DeadLetterTotal() int64 {
 // batch is the unit of work between stages. One goroutine at a time owns each part of it:
 // decoders fill events, the router splits it, each partition writes only its own events.
 type batch struct {
+	read    time.Time // when the source returned it
+	routed  time.Time // when the router handed it to the partitions
+	scored2 time.Time // when the ledger stage received it scored
+	written time.Time // when the sink stage wrote it
 	events  []Event
 	ack     AckFunc
 	decoded chan struct{} // closed when every event is decoded
@@ -301,6 +313,7 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 	for i := range partQ {
 		partQ[i] = make(chan subBatch, q)
 	}
+	e.queues = &queues{decode: decodeQ, partition: partQ, ledger: seqQ}
 
 	var wg sync.WaitGroup
 	var readErr error
@@ -316,7 +329,9 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 	for range e.cfg.Decoders {
 		decoders.Go(func() {
 			for b := range decodeQ {
+				began := time.Now()
 				decodeBatch(b)
+				e.metrics.stages[stageDecode].Observe(time.Since(began).Seconds())
 				close(b.decoded)
 			}
 		})
@@ -447,6 +462,7 @@ func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decod
 			ack = nil // upstream forgets a message only once a checkpoint covers it
 		}
 		b := &batch{
+			read:    time.Now(),
 			events:  make([]Event, len(msgs)),
 			ack:     ack,
 			decoded: make(chan struct{}),
@@ -518,7 +534,9 @@ func (e *Engine) route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- 
 		}
 		if wm := wms.current(); wm != math.MinInt64 {
 			e.metrics.watermark.Set(float64(wm) / 1000)
+			e.metrics.watermarkMs.Store(max(wm, 1))
 		}
+		b.routed = time.Now()
 		for p, idx := range parts {
 			if len(idx) == 0 {
 				continue
@@ -562,7 +580,11 @@ func (e *Engine) ledgerStage(ctx context.Context, seqQ <-chan *batch, sinkQ chan
 				applyPosting(owners[i], &reqs[i])
 			}
 		}
+		now := time.Now()
 		for _, b := range held {
+			if b.barrier == nil {
+				e.metrics.stages[stageLedger].Observe(now.Sub(b.scored2).Seconds())
+			}
 			sinkQ <- b
 		}
 		held, reqs, owners = held[:0], reqs[:0], owners[:0]
@@ -588,6 +610,10 @@ func (e *Engine) ledgerStage(ctx context.Context, seqQ <-chan *batch, sinkQ chan
 			return flush()
 		}
 		<-b.scored
+		if b.barrier == nil {
+			b.scored2 = time.Now()
+			e.metrics.stages[stageScore].Observe(b.scored2.Sub(b.routed).Seconds())
+		}
 		if e.ledger != nil {
 			for i := range b.events {
 				ev := &b.events[i]
@@ -649,6 +675,7 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 	}()
 	defer func() { close(ckptQ); <-writerDone }()
 	responder, _ := src.(Responder)
+	reasons := map[string]int{} // reason code → decisions naming it, per batch
 	var decided, dead []*Event
 	var unflushed []*batch
 	lastFlush := time.Now()
@@ -665,7 +692,10 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 				return fmt.Errorf("dead letters: %w", err)
 			}
 		}
+		now := time.Now()
 		for _, b := range unflushed {
+			e.metrics.stages[stageSink].Observe(now.Sub(b.written).Seconds())
+			e.metrics.latency.Observe(now.Sub(b.read).Seconds())
 			if responder != nil {
 				responder.Respond(b.events)
 			}
@@ -699,6 +729,17 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 			}
 			continue
 		}
+		b.written = time.Now()
+		if q := e.queues; q != nil {
+			e.metrics.queues[queueDecode].Set(float64(len(q.decode)))
+			depth := 0
+			for _, c := range q.partition {
+				depth += len(c)
+			}
+			e.metrics.queues[queuePartition].Set(float64(depth))
+			e.metrics.queues[queueLedger].Set(float64(len(q.ledger)))
+			e.metrics.queues[queueSink].Set(float64(len(sinkQ)))
+		}
 		decided, dead = decided[:0], dead[:0]
 		var byOutcome [3]int64
 		var byLedger [4]int64
@@ -715,6 +756,12 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 				continue
 			}
 			decided = append(decided, ev)
+			if ev.Decision.HasScore {
+				e.metrics.scores.Observe(ev.Decision.Score)
+			}
+			for _, r := range ev.Decision.Reasons {
+				reasons[r]++
+			}
 			byOutcome[ev.Decision.Outcome]++
 			byLedger[ev.Decision.Ledger]++
 			if ev.Late {
@@ -730,6 +777,10 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 			e.stats.ByOutcome[o] += n
 			e.metrics.decisions.WithLabelValues(outcomeNames[o]).Add(float64(n))
 		}
+		for r, n := range reasons {
+			e.metrics.reasons.WithLabelValues(r).Add(float64(n))
+		}
+		clear(reasons)
 		for l, n := range byLedger {
 			e.stats.ByLedger[l] += n
 			e.metrics.ledger.WithLabelValues(ledgerNames[l]).Add(float64(n))
@@ -805,6 +856,7 @@ func (e *Engine) writeCheckpoint(ctx context.Context, cp *pendingCheckpoint) boo
 	e.stats.Checkpoints++
 	e.stats.LastCheckpoint = time.Since(cp.br.started)
 	e.metrics.ckpts.WithLabelValues("written").Inc()
+	e.metrics.ckptLast.Set(float64(time.Now().UnixNano()) / 1e9)
 	e.metrics.ckptSeconds.Observe(e.stats.LastCheckpoint.Seconds())
 	size := 0
 	for _, f := range cp.files {

@@ -1,6 +1,11 @@
 package pipeline
 
 import (
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -18,7 +23,39 @@ type Metrics struct {
 	ckptBytes   prometheus.Gauge
 	ledgerBatch prometheus.Histogram
 	flushSecs   prometheus.Histogram
+
+	stage       *prometheus.HistogramVec // per batch: decode, score, ledger, sink
+	stages      [numStages]prometheus.Observer
+	latency     prometheus.Histogram
+	queue       *prometheus.GaugeVec
+	queues      [numQueues]prometheus.Gauge
+	reasons     *prometheus.CounterVec
+	scores      prometheus.Histogram
+	ckptLast    prometheus.Gauge
+	watermarkMs atomic.Int64 // the watermark for the lag gauge, Unix ms; 0: none yet
 }
+
+// The stages whose time per batch fraudpipe_stage_duration_seconds records.
+const (
+	stageDecode = iota
+	stageScore
+	stageLedger
+	stageSink
+	numStages
+)
+
+var stageNames = [numStages]string{"decode", "score", "ledger", "sink"}
+
+// The queues whose depth fraudpipe_queue_depth samples.
+const (
+	queueDecode = iota
+	queuePartition
+	queueLedger
+	queueSink
+	numQueues
+)
+
+var queueNames = [numQueues]string{"decode", "partition", "ledger", "sink"}
 
 // NewMetrics creates the engine's metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -60,6 +97,51 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
+	m.stage = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "fraudpipe_stage_duration_seconds", Help: "Time a batch spends in a stage: decode (parsing), score (routing to the partitions until every one scored it), ledger (waiting for and taking part in a group commit), sink (written until flushed).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	}, []string{"stage"})
+	for i, n := range stageNames {
+		m.stages[i] = m.stage.WithLabelValues(n)
+	}
+	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "fraudpipe_engine_latency_seconds", Help: "Time from reading a batch to every sink having flushed it (and its source being acknowledged).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	})
+	m.queue = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fraudpipe_queue_depth", Help: "Batches waiting in front of a stage, sampled once a batch; full queues mean the stage after them is the bottleneck.",
+	}, []string{"queue"})
+	for i, n := range queueNames {
+		m.queues[i] = m.queue.WithLabelValues(n)
+	}
+	m.reasons = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fraudpipe_engine_reasons_total", Help: "Reason codes given in decisions (rule:<id>, model:..., ledger:...), one per decision that names it.",
+	}, []string{"reason"})
+	m.scores = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "fraudpipe_model_score", Help: "Distribution of the model's fraud scores.",
+		Buckets: prometheus.LinearBuckets(0.05, 0.05, 19),
+	})
+	m.ckptLast = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "fraudpipe_checkpoint_last_success_timestamp_seconds", Help: "When the newest checkpoint was written, Unix seconds; 0 before the first.",
+	})
+	lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "fraudpipe_engine_watermark_lag_seconds", Help: "Wall-clock time minus the engine watermark: how far behind real time the decided stream is (large in a replay of old data).",
+	}, func() float64 {
+		wm := m.watermarkMs.Load()
+		if wm == 0 {
+			return 0
+		}
+		return float64(time.Now().UnixMilli()-wm) / 1000
+	})
+	version := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "fraudpipe_build_info", Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "goversion"})
+	build.WithLabelValues(version, runtime.Version()).Set(1)
+	reg.MustRegister(m.stage, m.latency, m.queue, m.reasons, m.scores, m.ckptLast, lag, build)
 	for _, o := range outcomeNames {
 		m.decisions.WithLabelValues(o)
 	}

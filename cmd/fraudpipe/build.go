@@ -133,8 +133,12 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 		}
 		st.dead = s
 	}
+	sinkMetrics, err := newSinkMetrics(out.registry)
+	if err != nil {
+		return nil, err
+	}
 	for _, b := range sinkBuilders {
-		sinks, err := b(cfg, schema)
+		sinks, err := b(cfg, sinkEnv{schema: schema, metrics: sinkMetrics})
 		if err != nil {
 			return nil, err
 		}

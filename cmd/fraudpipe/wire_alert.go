@@ -13,7 +13,7 @@ import (
 func init() { registerSink(buildAlerts) }
 
 // buildAlerts returns one sink per output.alerts entry.
-func buildAlerts(cfg *config.Config, _ *pipeline.FeatureSchema) (out []pipeline.Sink, err error) {
+func buildAlerts(cfg *config.Config, env sinkEnv) (out []pipeline.Sink, err error) {
 	defer func() {
 		if err != nil {
 			sinks.CloseAll(out)
@@ -24,7 +24,7 @@ func buildAlerts(cfg *config.Config, _ *pipeline.FeatureSchema) (out []pipeline.
 		path := fmt.Sprintf("output.alerts[%d]", i)
 		spec := sinks.Spec{
 			Name: ac.Name, Required: ac.Required, QueueSize: ac.QueueSize, DeadLetters: ac.DeadLetters,
-			Batching: ac.Batching, Retry: ac.Retry, Resolve: cfg.Resolve,
+			Batching: ac.Batching, Retry: ac.Retry, Resolve: cfg.Resolve, Metrics: env.metrics,
 		}
 		if spec.Name == "" {
 			spec.Name = fmt.Sprintf("alert-%d", i)

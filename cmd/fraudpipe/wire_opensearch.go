@@ -13,7 +13,7 @@ import (
 func init() { registerSink(buildOpenSearch) }
 
 // buildOpenSearch returns one sink per output.opensearch entry.
-func buildOpenSearch(cfg *config.Config, schema *pipeline.FeatureSchema) (out []pipeline.Sink, err error) {
+func buildOpenSearch(cfg *config.Config, env sinkEnv) (out []pipeline.Sink, err error) {
 	defer func() {
 		if err != nil {
 			sinks.CloseAll(out)
@@ -24,7 +24,7 @@ func buildOpenSearch(cfg *config.Config, schema *pipeline.FeatureSchema) (out []
 		path := fmt.Sprintf("output.opensearch[%d]", i)
 		spec := sinks.Spec{
 			Name: oc.Name, Required: oc.Required, QueueSize: oc.QueueSize, DeadLetters: oc.DeadLetters,
-			Batching: oc.Batching, Retry: oc.Retry, Resolve: cfg.Resolve,
+			Batching: oc.Batching, Retry: oc.Retry, Resolve: cfg.Resolve, Metrics: env.metrics,
 		}
 		if spec.Name == "" {
 			spec.Name = fmt.Sprintf("opensearch-%d", i)
@@ -40,7 +40,7 @@ func buildOpenSearch(cfg *config.Config, schema *pipeline.FeatureSchema) (out []
 			return out, fmt.Errorf("%s.features: the engine keeps feature values only with output.features: true; set both", path)
 		}
 		if oc.Features {
-			features = schema.Names()
+			features = env.schema.Names()
 		}
 		w, err := opensearch.New(opensearch.Config{
 			URLs: oc.URLs, Username: oc.Username, Password: oc.Password.Reveal(), TLSInsecure: oc.TLSInsecure,

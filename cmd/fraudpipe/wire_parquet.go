@@ -14,7 +14,7 @@ import (
 func init() { registerSink(buildParquet) }
 
 // buildParquet returns the Parquet archive sink when output.parquet.path is set.
-func buildParquet(cfg *config.Config, schema *pipeline.FeatureSchema) ([]pipeline.Sink, error) {
+func buildParquet(cfg *config.Config, env sinkEnv) ([]pipeline.Sink, error) {
 	pc := cfg.Output.Parquet
 	if pc.Path == "" {
 		return nil, nil
@@ -57,7 +57,7 @@ func buildParquet(cfg *config.Config, schema *pipeline.FeatureSchema) ([]pipelin
 	s, err := parquet.New(parquet.Options{
 		Dest:          dest,
 		SpoolDir:      cfg.Resolve(pc.SpoolDir),
-		Features:      schema.Names(),
+		Features:      env.schema.Names(),
 		RollBytes:     int64(pc.RollSizeMB) << 20,
 		RollAge:       time.Duration(pc.RollAge),
 		RowGroupBytes: int64(pc.RowGroupMB) << 20,

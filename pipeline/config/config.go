@@ -39,11 +39,6 @@ type Windows struct {
 	MaxCards  int        `yaml:"max_cards_per_partition" default:"1000000" doc:"Most cards one partition keeps state for (about 750 bytes each with 10 payments buffered); past it, the cards idle the longest are forgotten, a tenth at a time, and counted. 0: no bound."`
 }
 
-// Source selects the input of fraudpipe run.
-type Source struct {
-	Type string `yaml:"type" default:"file" enum:"file,stdin,gen" doc:"file: an NDJSON file (plain or .gz); stdin: NDJSON on standard input; gen: the built-in generator."`
-	Path string `yaml:"path" doc:"The file to read, for type file."`
-}
 
 // Scoring configures features and decision logic.
 type Scoring struct {

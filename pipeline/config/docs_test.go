@@ -79,7 +79,7 @@ func TestReferenceCoversEveryField(t *testing.T) {
 			t.Errorf("section %s does not list %s", parent, name)
 		}
 	}
-	for _, want := range []string{"| `type` | string | `file` | `file`, `stdin`, `gen` |", "| `durations` | list of durations | `[1h, 1d, 7d, 30d]` |"} {
+	for _, want := range []string{"| `type` | string | `file` | `file`, `stdin`, `nats`, `kinesis`, `http`, `s3` |", "| `durations` | list of durations | `[1h, 1d, 7d, 30d]` |"} {
 		if !strings.Contains(ref, want) {
 			t.Errorf("Reference() lacks %q", want)
 		}
@@ -105,7 +105,7 @@ func TestRenderRoundTrip(t *testing.T) {
 	c.Engine.DedupTTL = Duration(36*time.Hour + 1500*time.Millisecond)
 	c.Windows.Durations = []Duration{Duration(time.Minute), Duration(90 * time.Minute), Duration(week)}
 	c.Windows.TTL = Duration(2 * week)
-	c.Source = Source{Type: "stdin", Path: "- weird: [path], ${HOME} #x"}
+	c.Source.Type, c.Source.Path = "stdin", "- weird: [path], ${HOME} #x"
 	c.Scoring.Rules.File = "null"
 	c.Scoring.Velocity = Velocity{Enabled: false, NightStart: 23, NightEnd: 4}
 	c.Ledger.Driver, c.Ledger.Path, c.Ledger.DefaultLimit, c.Ledger.BatchSize, c.Ledger.MaxDelay = "none", "", mustDecimal(t, "0.0001"), 1, 1

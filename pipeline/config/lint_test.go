@@ -24,7 +24,7 @@ func TestLint(t *testing.T) {
 			`testdata/bad_many.yaml: line 4: field queue_batchs not recognized in engine (did you mean "queue_batches"?)`,
 			`testdata/bad_many.yaml: line 6: windows.durations[1]: 1h is not longer than the window before it (1d): list windows shortest first, each once`,
 			`testdata/bad_many.yaml: line 7: windows.ttl: expected a duration such as 500ms, 1h30m, 7d or 2w, got "2 days"`,
-			`testdata/bad_many.yaml: line 9: source.type: "kafka" is not one of file, stdin, gen`,
+			`testdata/bad_many.yaml: line 9: source.type: "kafka" is not one of file, stdin, nats, kinesis, http, s3`,
 			`testdata/bad_many.yaml: line 11: ledger.driver: "sqllite" is not one of sqlite, postgres, none`,
 			`testdata/bad_many.yaml: line 12: environment variable PG_PASSWORD is not set and has no default (write ${PG_PASSWORD:value} to give one)`,
 			`testdata/bad_many.yaml: line 13: ledger.default_limit: expected a decimal number such as 10000.00, got "1e4" (exponents are not allowed; write the amount in full)`,

@@ -29,7 +29,7 @@ func TestDefault(t *testing.T) {
 		TTL:       Duration(30 * day),
 		MaxCards:  1_000_000,
 	}
-	want.Source = Source{Type: "file"}
+	want.Source.Type, want.Source.Path = "file", ""
 	want.Scoring.Velocity = Velocity{Enabled: true, NightStart: 0, NightEnd: 6}
 	want.Ledger.Driver, want.Ledger.Path, want.Ledger.DefaultLimit = "sqlite", "fraudpipe-ledger.db", mustDecimal(t, "50000.00")
 	want.Ledger.BatchSize, want.Ledger.MaxDelay = 4096, Duration(5*time.Millisecond)
@@ -148,7 +148,7 @@ func TestTestdataGood(t *testing.T) {
 	want.Engine.Partitions, want.Engine.BatchSize, want.Engine.QueueBatches, want.Engine.DedupTTL = 3, 1024, 32, Duration(3*day)
 	want.Windows.Durations = []Duration{Duration(10 * time.Minute), Duration(time.Hour), Duration(day), Duration(week), Duration(30 * day)}
 	want.Windows.MaxEvents, want.Windows.TTL = 512, Duration(45*day)
-	want.Source = Source{Type: "file", Path: "/var/lib/fraudpipe/in/transactions.ndjson.gz"}
+	want.Source.Type, want.Source.Path = "file", "/var/lib/fraudpipe/in/transactions.ndjson.gz"
 	want.Scoring.Velocity = Velocity{Enabled: true, NightStart: 22, NightEnd: 5}
 	want.Scoring.Rules = Rules{File: "rules/prod.yaml"}
 	want.Ledger.Path, want.Ledger.DefaultLimit = "/data/ledger.db", mustDecimal(t, "2500.50")

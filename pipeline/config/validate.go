@@ -68,6 +68,8 @@ func (c *Config) validate() []Issue {
 		}
 	}
 
+	v.source(c)
+
 	w := c.Windows
 	if len(w.Durations) == 0 {
 		v.add("windows.durations", "must list at least one window length, such as [1h, 1d, 7d, 30d]")
@@ -153,6 +155,92 @@ func (v *validator) enums(val reflect.Value, path string) {
 		}
 		if fv.Kind() == reflect.Struct && isBlock(fv.Type()) {
 			v.enums(fv, child)
+		}
+	}
+}
+
+// source checks the block of the source type chosen.
+func (v *validator) source(c *Config) {
+	s := c.Source
+	switch s.Type {
+	case "file":
+		// replay takes --input, so an empty path is checked by run
+	case "nats":
+		n := s.NATS
+		if n.URL == "" && !n.Embedded {
+			v.add("source.nats.url", "must name a NATS server (nats://host:4222) unless source.nats.embedded is true")
+		}
+		if n.Embedded && n.URL == "" && n.StoreDir == "" {
+			v.add("source.nats.store_dir", "must name a folder for the embedded server's streams")
+		}
+		if n.Stream == "" {
+			v.add("source.nats.stream", "must name the JetStream stream")
+		}
+		if n.Subject == "" || strings.ContainsAny(n.Subject, " *>") {
+			v.add("source.nats.subject", "must be a subject prefix without spaces or wildcards, such as txn; got %q", n.Subject)
+		}
+		if n.Partitions < 0 {
+			v.add("source.nats.partitions", "must be 0 (unpartitioned) or more, got %d", n.Partitions)
+		}
+		if n.Durable == "" || strings.ContainsAny(n.Durable, " .*>") {
+			v.add("source.nats.durable", "must be a consumer name without spaces, dots or wildcards; got %q", n.Durable)
+		}
+		if v.positive("source.nats.ack_wait", n.AckWait) && c.Checkpoint.Enabled && n.AckWait <= 2*c.Checkpoint.Interval {
+			v.add("source.nats.ack_wait", "%s is not more than twice checkpoint.interval (%s): messages are acknowledged only when a checkpoint covers them, so the server would redeliver them first; set ack_wait to at least %s",
+				n.AckWait, c.Checkpoint.Interval, 3*c.Checkpoint.Interval)
+		}
+		if n.MaxAckPending < 1 {
+			v.add("source.nats.max_ack_pending", "must be 1 or more, got %d", n.MaxAckPending)
+		}
+		if n.FetchBatch < 1 {
+			v.add("source.nats.fetch_batch", "must be 1 or more, got %d", n.FetchBatch)
+		}
+	case "kinesis":
+		k := s.Kinesis
+		if k.Stream == "" {
+			v.add("source.kinesis.stream", "must name the Kinesis stream (its name or ARN)")
+		}
+		if k.Limit < 1 || k.Limit > 10000 {
+			v.add("source.kinesis.limit", "must be between 1 and 10000, got %d", k.Limit)
+		}
+		v.positive("source.kinesis.poll_interval", k.PollInterval)
+		v.positive("source.kinesis.shard_refresh", k.ShardRefresh)
+		if k.AccessKeyID != "" && k.SecretAccessKey == "" {
+			v.add("source.kinesis.secret_access_key", "must be set with access_key_id (write ${AWS_SECRET_ACCESS_KEY})")
+		}
+	case "http":
+		h := s.HTTP
+		if h.Listen == "" {
+			v.add("source.http.listen", "must be an address such as 127.0.0.1:8080 or :8080")
+		}
+		if (h.TLSCert == "") != (h.TLSKey == "") {
+			v.add("source.http.tls_cert", "tls_cert and tls_key go together: set both for HTTPS, or neither")
+		}
+		if h.RateLimit < 0 {
+			v.add("source.http.rate_limit", "must be 0 (no limit) or more, got %g", h.RateLimit)
+		}
+		if h.RateLimit > 0 && h.Burst < 1 {
+			v.add("source.http.burst", "must be 1 or more with a rate_limit, got %d", h.Burst)
+		}
+		if h.MaxBodyBytes < 256 {
+			v.add("source.http.max_body_bytes", "must be 256 or more, got %d", h.MaxBodyBytes)
+		}
+		if h.MaxBatchBytes < h.MaxBodyBytes {
+			v.add("source.http.max_batch_bytes", "must be at least max_body_bytes (%d), got %d", h.MaxBodyBytes, h.MaxBatchBytes)
+		}
+		if h.MaxBatch < 1 {
+			v.add("source.http.max_batch", "must be 1 or more, got %d", h.MaxBatch)
+		}
+		v.positive("source.http.timeout", h.Timeout)
+		if h.Auth.HS256Secret != "" && len(h.Auth.HS256Secret) < 32 {
+			v.add("source.http.auth.hs256_secret", "is %d bytes; an HS256 secret needs at least 32 random bytes", len(h.Auth.HS256Secret))
+		}
+	case "s3":
+		if !strings.HasPrefix(s.S3.URL, "s3://") || len(s.S3.URL) <= len("s3://") {
+			v.add("source.s3.url", "must be s3://bucket/prefix, got %q", s.S3.URL)
+		}
+		if s.S3.Poll < 0 {
+			v.add("source.s3.poll", "must be 0 (read once) or more, got %s", s.S3.Poll)
 		}
 	}
 }

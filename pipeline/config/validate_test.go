@@ -50,7 +50,7 @@ func TestValidate(t *testing.T) {
 		{"night hours at the edges", func(c *Config) { c.Scoring.Velocity.NightStart = 23; c.Scoring.Velocity.NightEnd = 0 }, nil},
 		{"enums set in code", func(c *Config) { c.Source.Type = "kafka"; c.Ledger.Driver = "" },
 			[]string{
-				`source.type: "kafka" is not one of file, stdin, gen`,
+				`source.type: "kafka" is not one of file, stdin, nats, kinesis, http, s3`,
 				`ledger.driver: "" is not one of sqlite, postgres, none`,
 			}},
 		{"sqlite needs a path", func(c *Config) { c.Ledger.Path = "" },
