@@ -30,6 +30,7 @@ vet:
 # missing) as well as SQLite, the model's parity with Python's XGBoost (python3-xgboost).
 test: vet
 	scripts/install-python-deps
+	scripts/install-promtool
 	scripts/with-postgres $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 

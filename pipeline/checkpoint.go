@@ -260,6 +260,7 @@ const (
 
 func partitionFile(p int) string { return fmt.Sprintf("partition-%04d.state", p) }
 func sinkFile(i int) string      { return fmt.Sprintf("sink-%02d.state", i) }
+func orderedFile(i int) string   { return fmt.Sprintf("ordered-%02d.state", i) }
 
 // snapshot framing: a list of byte strings, each uvarint length-prefixed.
 func appendFrames(b []byte, frames ...[]byte) []byte {

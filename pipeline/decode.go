@@ -35,6 +35,10 @@ type DecodeError struct {
 
 func (e *DecodeError) Error() string { return e.Code + ": " + e.Detail }
 
+// errIsFeedback is what DecodeTransaction returns for a line whose kind is "feedback";
+// DecodeEvent then decodes it as feedback.
+var errIsFeedback = &DecodeError{Code: ReasonBadField, Detail: `kind "feedback" is not a transaction`}
+
 func decodeErr(code, detail string) *DecodeError { return &DecodeError{Code: code, Detail: detail} }
 
 // field bits of the required fields, to report the first one missing.
@@ -184,6 +188,17 @@ func DecodeTransaction(line []byte, tx *Transaction) error {
 			return nil
 		case "label":
 			return d.label(&tx.Label)
+		case "kind":
+			v, err := d.stringField(key, MaxFieldLen)
+			switch {
+			case err != nil:
+				return err
+			case v == "feedback":
+				return errIsFeedback
+			case v != "transaction":
+				return decodeErr(ReasonBadField, "kind "+strconv.Quote(v)+" is neither \"transaction\" nor \"feedback\"")
+			}
+			return nil
 		default:
 			return d.skip(0)
 		}
@@ -282,6 +297,24 @@ func DecodeFeedback(line []byte, fb *Feedback) error {
 	}
 	fb.TS = ts
 	return nil
+}
+
+// DecodeEvent decodes one input line, a transaction or (with "kind":"feedback") a feedback
+// event, into ev.Tx or ev.Feedback; a line that is neither gets ev.Err.
+func DecodeEvent(ev *Event) {
+	err := DecodeTransaction(ev.Raw, &ev.Tx)
+	if err == nil {
+		return
+	}
+	if err == errIsFeedback {
+		ev.Tx = Transaction{}
+		fb := new(Feedback)
+		if err = DecodeFeedback(ev.Raw, fb); err == nil {
+			ev.Feedback = fb
+			return
+		}
+	}
+	ev.Err = err.(*DecodeError)
 }
 
 // ParseTime parses an RFC 3339 time that carries a zone ("Z" or "±hh:mm") into Unix

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,9 @@ type Engine struct {
 
 	ckptFailures atomic.Int64 // counted by two goroutines: the sink stage and the checkpoint writer
 	queues       *queues      // the running flow's channels, for the queue-depth gauges
+	ordered      []OrderedScorer
+	crossIdx     []int // schema indices of the ordered scorers' features, in Event.Cross order
+	chargeback   Chargeback
 }
 
 // queues are the channels between the stages of a run.
@@ -129,6 +133,11 @@ type EngineOptions struct {
 	Checkpoints CheckpointStore // where checkpoints go; nil: none
 	Logger      *slog.Logger    // nil: discard
 	Metrics     *Metrics        // nil: kept in a registry of its own, unexported
+	// Ordered scorers run in input order before the partitions (cross-card features).
+	Ordered []OrderedScorer
+	// Chargeback, when set, is called by the ledger stage for every feedback that
+	// confirms fraud, after the postings before it are durable.
+	Chargeback Chargeback
 }
 
 // NewEngine builds an engine from its parts.
@@ -146,6 +155,11 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		store:       o.Checkpoints,
 		log:         o.Logger,
 		metrics:     o.Metrics,
+		ordered:     o.Ordered,
+		chargeback:  o.Chargeback,
+	}
+	for _, o := range e.ordered {
+		e.crossIdx = append(e.crossIdx, o.Features()...)
 	}
 	if e.metrics == nil {
 		e.metrics = NewMetrics(prometheus.NewRegistry())
@@ -180,6 +194,12 @@ type Stats struct {
 	DeadLetters map[string]int64 // refused, by reason code
 	Duplicates  int64            // transaction ids seen again within the dedup TTL (also dead letters)
 	Late        int64            // decided later than the allowed lateness, state untouched
+	Feedback    int64            // feedback events applied
+	// FeedbackFraud counts feedback events that confirmed fraud; Chargebacks splits them by
+	// what the ledger did (posted: reversed; skipped: never posted; duplicate: reversed
+	// before; rejected), when chargebacks are on.
+	FeedbackFraud int64
+	Chargebacks   [4]int64
 	Watermark   int64            // the engine watermark at the end, Unix ms
 	Checkpoints int64            // checkpoints written
 	// CheckpointFailures counts checkpoints that could not be written; the previous one
@@ -224,7 +244,8 @@ type barrier struct {
 	nextSeq   uint64
 	watermark int64
 	snapshots [][]byte // per partition
-	errs      []error  // per partition
+	ordered   [][]byte // per ordered scorer
+	errs      []error  // per partition, then per ordered scorer
 }
 
 type subBatch struct {
@@ -382,6 +403,15 @@ func (e *Engine) restore(c *Checkpoint, src Source, partitions []*partition) err
 			return fmt.Errorf("checkpoint %s: partition %d: %w", c.Location, pt.id, err)
 		}
 	}
+	for i, o := range e.ordered {
+		data, ok := c.Files[orderedFile(i)]
+		if !ok {
+			return fmt.Errorf("checkpoint %s lacks %s: the config added a cross-card scorer since it was taken", c.Location, orderedFile(i))
+		}
+		if err := o.Restore(data); err != nil {
+			return fmt.Errorf("checkpoint %s: %s: %w", c.Location, orderedFile(i), err)
+		}
+	}
 	for i, s := range e.sinks {
 		if sn, ok := s.(Snapshotter); ok {
 			if data, ok := c.Files[sinkFile(i)]; ok {
@@ -489,10 +519,7 @@ func (e *Engine) read(ctx context.Context, src Source, seq, nextID uint64, decod
 
 func decodeBatch(b *batch) {
 	for i := range b.events {
-		ev := &b.events[i]
-		if err := DecodeTransaction(ev.Raw, &ev.Tx); err != nil {
-			ev.Err = err.(*DecodeError)
-		}
+		DecodeEvent(&b.events[i])
 	}
 }
 
@@ -511,6 +538,12 @@ func (e *Engine) route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- 
 		if br := b.barrier; br != nil {
 			wms.advance(wms.now()) // partitions may have gone idle since their last event
 			br.watermark = wms.current()
+			br.ordered = make([][]byte, len(e.ordered))
+			for i, o := range e.ordered {
+				data, err := o.Snapshot()
+				br.ordered[i] = data
+				br.errs = append(br.errs, err)
+			}
 			for p := range partQ {
 				b.pending.Add(1)
 				partQ[p] <- subBatch{b: b}
@@ -519,9 +552,20 @@ func (e *Engine) route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- 
 			seqQ <- b
 			continue
 		}
+		var cross []float64
+		if nc := len(e.crossIdx); nc > 0 {
+			cross = make([]float64, nc*len(b.events))
+		}
 		for i := range b.events {
 			ev := &b.events[i]
 			if ev.Err != nil {
+				continue
+			}
+			if fb := ev.Feedback; fb != nil {
+				wms.observe(ev.SourcePartition, fb.TS)
+				for _, o := range e.ordered {
+					o.Feedback(fb)
+				}
 				continue
 			}
 			ts := ev.Tx.TS
@@ -529,6 +573,16 @@ func (e *Engine) route(orderQ <-chan *batch, partQ []chan subBatch, seqQ chan<- 
 				ev.Late = true
 			}
 			wms.observe(ev.SourcePartition, ts)
+			if cross != nil {
+				nc := len(e.crossIdx)
+				ev.Cross = cross[i*nc : (i+1)*nc : (i+1)*nc]
+				off := 0
+				for _, o := range e.ordered {
+					k := len(o.Features())
+					o.Score(&ev.Tx, ev.Late, ev.Cross[off:off+k])
+					off += k
+				}
+			}
 			p := PartitionOf(ev.Tx.CardID, n)
 			parts[p] = append(parts[p], int32(i))
 		}
@@ -567,6 +621,7 @@ func (e *Engine) ledgerStage(ctx context.Context, seqQ <-chan *batch, sinkQ chan
 	var held []*batch
 	var reqs []PostRequest
 	var owners []*Event
+	var frauds []*Event // fraud feedback, reversed after the postings before it
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	flush := func() error {
@@ -580,6 +635,17 @@ func (e *Engine) ledgerStage(ctx context.Context, seqQ <-chan *batch, sinkQ chan
 				applyPosting(owners[i], &reqs[i])
 			}
 		}
+		for _, ev := range frauds {
+			st, reason, err := e.chargeback(ctx, ev.Feedback)
+			if err != nil {
+				return fmt.Errorf("chargeback of %s: %w", ev.Feedback.ID, err)
+			}
+			ev.Decision.Ledger = st
+			if reason != "" {
+				ev.Decision.Reasons = []string{reason}
+			}
+		}
+		frauds = frauds[:0]
 		now := time.Now()
 		for _, b := range held {
 			if b.barrier == nil {
@@ -617,7 +683,11 @@ func (e *Engine) ledgerStage(ctx context.Context, seqQ <-chan *batch, sinkQ chan
 		if e.ledger != nil {
 			for i := range b.events {
 				ev := &b.events[i]
-				if ev.Err != nil || ev.Decision.Outcome != Approve {
+				if fb := ev.Feedback; fb != nil && fb.Fraud && e.chargeback != nil {
+					frauds = append(frauds, ev)
+					continue
+				}
+				if ev.Err != nil || ev.Feedback != nil || ev.Decision.Outcome != Approve {
 					continue
 				}
 				reqs = append(reqs, PostRequest{
@@ -632,7 +702,7 @@ func (e *Engine) ledgerStage(ctx context.Context, seqQ <-chan *batch, sinkQ chan
 		}
 		held = append(held, b)
 		// A barrier flushes at once: a checkpoint covers only postings that are durable.
-		if len(reqs) >= e.cfg.LedgerBatch || e.ledger == nil || b.barrier != nil {
+		if len(reqs) >= e.cfg.LedgerBatch || (e.ledger == nil && len(frauds) == 0) || b.barrier != nil {
 			timer.Stop()
 			if err := flush(); err != nil {
 				return err
@@ -755,6 +825,18 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 				}
 				continue
 			}
+			if fb := ev.Feedback; fb != nil {
+				e.stats.Feedback++
+				if fb.Fraud {
+					e.stats.FeedbackFraud++
+					if e.chargeback != nil {
+						e.stats.Chargebacks[ev.Decision.Ledger]++
+						e.metrics.chargebacks.WithLabelValues(chargebackNames[ev.Decision.Ledger]).Inc()
+					}
+				}
+				e.metrics.feedback.WithLabelValues(strconv.FormatBool(fb.Fraud)).Inc()
+				continue
+			}
 			decided = append(decided, ev)
 			if ev.Decision.HasScore {
 				e.metrics.scores.Observe(ev.Decision.Score)
@@ -822,6 +904,9 @@ func (e *Engine) prepareCheckpoint(br *barrier, src Source) *pendingCheckpoint {
 	err := errors.Join(br.errs...)
 	for p, snap := range br.snapshots {
 		files[partitionFile(p)] = snap
+	}
+	for i, snap := range br.ordered {
+		files[orderedFile(i)] = snap
 	}
 	sinks := append(append([]Sink(nil), e.sinks...), e.deadLetters)
 	for i, s := range sinks {

@@ -11,6 +11,8 @@ type Event struct {
 	Raw             []byte       // the input bytes; kept for dead letters
 	Err             *DecodeError // non-nil: a dead letter, never decided
 	Tx              Transaction
+	Feedback        *Feedback // non-nil: a feedback event, not a transaction: never decided
+	Cross           []float64 // the values of the ordered scorers' features, in their order
 	Decision        Decision
 	Features        []float64 // the feature values, indexed by the engine's FeatureSchema
 	Late            bool

@@ -33,7 +33,12 @@ type Metrics struct {
 	scores      prometheus.Histogram
 	ckptLast    prometheus.Gauge
 	watermarkMs atomic.Int64 // the watermark for the lag gauge, Unix ms; 0: none yet
+	feedback    *prometheus.CounterVec
+	chargebacks *prometheus.CounterVec
 }
+
+// chargebackNames label fraudpipe_ledger_chargebacks_total by the LedgerStatus answered.
+var chargebackNames = [...]string{"not_posted", "reversed", "rejected", "duplicate"}
 
 // The stages whose time per batch fraudpipe_stage_duration_seconds records.
 const (
@@ -141,6 +146,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "fraudpipe_build_info", Help: "Always 1; the labels say which build runs.",
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
+	m.feedback = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fraudpipe_engine_feedback_total", Help: "Feedback events applied to the delayed-label features, by verdict (fraud true or false).",
+	}, []string{"fraud"})
+	m.chargebacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "fraudpipe_ledger_chargebacks_total", Help: "Fraud feedback by what the ledger did: reversed, not_posted (the payment was declined), duplicate (reversed before), rejected.",
+	}, []string{"result"})
+	for _, r := range chargebackNames {
+		m.chargebacks.WithLabelValues(r)
+	}
+	reg.MustRegister(m.feedback, m.chargebacks)
 	reg.MustRegister(m.stage, m.latency, m.queue, m.reasons, m.scores, m.ckptLast, lag, build)
 	for _, o := range outcomeNames {
 		m.decisions.WithLabelValues(o)

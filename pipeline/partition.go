@@ -21,15 +21,17 @@ type partition struct {
 	reasons  []string
 	declines []string
 	reviews  []string
+	crossIdx []int // where the ordered scorers' features go in eval.Features
 }
 
 func newPartition(id int, e *Engine) (*partition, error) {
 	p := &partition{
-		id:    id,
-		keep:  e.cfg.KeepFeatures,
-		model: e.model,
-		rules: e.rules,
-		dedup: newDedup(e.cfg.DedupTTL),
+		id:       id,
+		keep:     e.cfg.KeepFeatures,
+		model:    e.model,
+		rules:    e.rules,
+		dedup:    newDedup(e.cfg.DedupTTL),
+		crossIdx: e.crossIdx,
 	}
 	for _, f := range e.factories {
 		s, err := f.NewScorer(id)
@@ -65,6 +67,9 @@ func (p *partition) process(ev *Event) {
 	e.Tx = &ev.Tx
 	e.Late = ev.Late
 	clear(e.Features)
+	for k, idx := range p.crossIdx {
+		e.Features[idx] = ev.Cross[k]
+	}
 	e.Score, e.HasScore = 0, false
 	e.Hits = e.Hits[:0]
 	for _, s := range p.scorers {

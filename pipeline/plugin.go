@@ -110,3 +110,27 @@ type Committer interface {
 type Responder interface {
 	Respond(events []Event)
 }
+
+// OrderedScorer computes features that cross cards, such as terminal and merchant risk
+// from delayed feedback. The engine runs it in one goroutine over every transaction and
+// feedback event in input order, before the partitions, so its features are the same in
+// every run of the same input whatever the number of partitions. Its features are declared
+// on the engine's schema like any scorer's; the partitions copy them into each Eval before
+// the scorers run, so rules and models read them as features.<name>.
+type OrderedScorer interface {
+	// Features lists the schema indices of the features Score writes, in dst's order.
+	Features() []int
+	// Score writes a transaction's feature values into dst and, unless late, adds the
+	// transaction to the state. A transaction id seen before is scored, not added again.
+	Score(tx *Transaction, late bool, dst []float64)
+	// Feedback applies a verdict on an earlier transaction.
+	Feedback(fb *Feedback)
+	Snapshotter
+}
+
+// Chargeback reverses a posted transaction that feedback confirmed as fraud. It answers
+// LedgerPosted when it reversed it, LedgerDuplicate when it was reversed before,
+// LedgerSkipped when the transaction was never posted (it was declined), LedgerRejected
+// with a reason when the reversal would break a limit. An error stops the engine, which
+// resumes from its last checkpoint: a Chargeback must be idempotent.
+type Chargeback func(ctx context.Context, fb *Feedback) (status LedgerStatus, reason string, err error)

@@ -15,6 +15,7 @@ import (
 	"github.com/fraudpipe/fraudpipe/pipeline/config"
 	"github.com/fraudpipe/fraudpipe/pipeline/window"
 	"github.com/fraudpipe/fraudpipe/scorers/rules"
+	"github.com/fraudpipe/fraudpipe/scorers/terminal"
 	"github.com/fraudpipe/fraudpipe/scorers/velocity"
 	filesink "github.com/fraudpipe/fraudpipe/sinks/file"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,10 +29,19 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
+// scoring is what scorersFor builds: the schema, the per-partition scorers and the
+// ordered (cross-card) ones.
+type scoring struct {
+	schema  *pipeline.FeatureSchema
+	scorers []pipeline.ScorerFactory
+	ordered []pipeline.OrderedScorer
+}
+
 // scorersFor builds the feature scorers a config asks for, declaring their features.
-func scorersFor(cfg *config.Config) (*pipeline.FeatureSchema, []pipeline.ScorerFactory, error) {
+func scorersFor(cfg *config.Config) (scoring, error) {
 	schema := pipeline.NewFeatureSchema()
 	var scorers []pipeline.ScorerFactory
+	var ordered []pipeline.OrderedScorer
 	if cfg.Scoring.Velocity.Enabled {
 		wc := window.Config{MaxEvents: cfg.Windows.MaxEvents, TTL: time.Duration(cfg.Windows.TTL)}
 		for _, d := range cfg.Windows.Durations {
@@ -44,12 +54,23 @@ func scorersFor(cfg *config.Config) (*pipeline.FeatureSchema, []pipeline.ScorerF
 			MaxCards:   cfg.Windows.MaxCards,
 		}, schema)
 		if err != nil {
-			return nil, nil, err
+			return scoring{}, err
 		}
 		scorers = append(scorers, v)
 	}
+	if tc := cfg.Scoring.Terminal; tc.Enabled {
+		c := terminal.Config{Delay: time.Duration(tc.Delay)}
+		for _, w := range tc.Windows {
+			c.Windows = append(c.Windows, time.Duration(w))
+		}
+		t, err := terminal.New(c, schema)
+		if err != nil {
+			return scoring{}, err
+		}
+		ordered = append(ordered, t)
+	}
 	scorers, err := appendModel(cfg, schema, scorers)
-	return schema, scorers, err
+	return scoring{schema: schema, scorers: scorers, ordered: ordered}, err
 }
 
 // rulesFor compiles the config's rule file, or the built-in rules, against schema.
@@ -94,10 +115,11 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 			st.close(context.Background())
 		}
 	}()
-	schema, scorers, err := scorersFor(cfg)
+	sc, err := scorersFor(cfg)
 	if err != nil {
 		return nil, err
 	}
+	schema, scorers := sc.schema, sc.scorers
 	if out.registry != nil {
 		for _, f := range scorers {
 			if v, ok := f.(*velocity.Factory); ok {
@@ -172,6 +194,8 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 		Metrics:     out.metrics,
 		Schema:      schema,
 		Scorers:     scorers,
+		Ordered:     sc.ordered,
+		Chargeback:  chargebackFor(cfg, st.ledger),
 		Ledger:      st.ledger,
 		Sinks:       st.sinks,
 		DeadLetters: st.dead,

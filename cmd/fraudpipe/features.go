@@ -11,7 +11,6 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/scorers/model"
-	filesource "github.com/fraudpipe/fraudpipe/sources/file"
 )
 
 func cmdFeatures(args []string, stdout, stderr io.Writer) error {
@@ -23,10 +22,14 @@ valid transaction, in input order: id, ts, card_id, every feature of the engine'
 except the model's own output (model_score), then label_fraud (1, 0, or empty when the line
 has no label) and label_scenario. Nothing is posted to a ledger. Without --config the
 built-in default config is used; to compute features for a model with other features than
-the configured one, set scoring.model.enabled: false in the config.`, stdout)
+the configured one, set scoring.model.enabled: false in the config. The terminal risk
+features need feedback: pass --feedback, or --feedback-from-labels 168h to simulate
+chargebacks known a week later.`, stdout)
 	cfgPath := fs.String("config", "", "config file (default: the built-in config)")
 	input := fs.String("input", "", "labelled stream (NDJSON, plain or gzip; - for standard input; required)")
 	out := fs.String("out", "", "CSV file to write (required; - for standard output)")
+	feedbackPath := fs.String("feedback", "", "feedback events (NDJSON, in event time) merged into the stream by ts, for the delayed-label features")
+	fromLabels := fs.Duration("feedback-from-labels", 0, "simulate feedback: each transaction labelled fraud is confirmed this long after it (the handbook's protocol: 168h)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -42,7 +45,10 @@ the configured one, set scoring.model.enabled: false in the config.`, stdout)
 	}
 	cfg.Output.Features = true // the engine copies the feature values onto each event
 	cfg.Ledger.Driver = "none"
-	src, err := filesource.Open(*input, cfg.Engine.BatchSize)
+	if *feedbackPath != "" && *fromLabels != 0 {
+		return &usageError{"--feedback and --feedback-from-labels exclude each other"}
+	}
+	src, err := openReplayInput(*input, *feedbackPath, *fromLabels, cfg.Engine.BatchSize)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
+	"github.com/fraudpipe/fraudpipe/sources/feedback"
 	filesource "github.com/fraudpipe/fraudpipe/sources/file"
 )
 
@@ -26,7 +27,8 @@ names one. A summary is printed to standard error when done.`, stdout)
 	input := fs.String("input", "", "recorded stream to replay (required; - for standard input)")
 	out := fs.String("out", "", "decisions file to write (required; - for standard output)")
 	dead := fs.String("dead-letters", "", "dead-letters file (default: --out with .dead.ndjson in place of its extension)")
-	feedback := fs.String("feedback", "", "feedback events (confirmed fraud) to feed delayed-label features")
+	feedback := fs.String("feedback", "", "feedback events (NDJSON, in event time) merged into the stream by ts, for the delayed-label features and chargebacks")
+	fromLabels := fs.Duration("feedback-from-labels", 0, "simulate feedback: each transaction labelled fraud is confirmed this long after it (e.g. 168h); for evaluation only")
 	ledgerPath := fs.String("ledger", "", "SQLite ledger file to post to (default: a fresh temporary one)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	if err := fs.parse(args); err != nil {
@@ -38,8 +40,11 @@ names one. A summary is printed to standard error when done.`, stdout)
 	if *out == "" {
 		return &usageError{"--out is required"}
 	}
-	if *feedback != "" {
-		return &usageError{"--feedback is not supported by this build's scorers"}
+	if *feedback != "" && *fromLabels != 0 {
+		return &usageError{"--feedback and --feedback-from-labels exclude each other"}
+	}
+	if *fromLabels < 0 {
+		return &usageError{"--feedback-from-labels must be a positive duration such as 168h"}
 	}
 	if *dead == "" {
 		*dead = deadLettersPath(*out)
@@ -48,7 +53,7 @@ names one. A summary is printed to standard error when done.`, stdout)
 	if err != nil {
 		return err
 	}
-	src, err := filesource.Open(*input, cfg.Engine.BatchSize)
+	src, err := openReplayInput(*input, *feedback, *fromLabels, cfg.Engine.BatchSize)
 	if err != nil {
 		return err
 	}
@@ -77,6 +82,27 @@ names one. A summary is printed to standard error when done.`, stdout)
 	}
 	writeSummary(stderr, "replay", st.engine.Stats(), *dead)
 	return nil
+}
+
+// openReplayInput opens a recorded stream, with feedback merged from a file or made from
+// its labels when asked.
+func openReplayInput(input, feedbackPath string, fromLabels time.Duration, batch int) (pipeline.Source, error) {
+	src, err := filesource.Open(input, batch)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case feedbackPath != "":
+		fb, err := filesource.Open(feedbackPath, batch)
+		if err != nil {
+			src.Close()
+			return nil, fmt.Errorf("--feedback: %w", err)
+		}
+		return feedback.Merge(src, fb, batch), nil
+	case fromLabels > 0:
+		return feedback.FromLabels(src, fromLabels, batch), nil
+	}
+	return src, nil
 }
 
 // peakMemory is the process's peak resident set size, as the kernel counts it.
@@ -126,6 +152,14 @@ func writeSummary(w io.Writer, what string, s pipeline.Stats, deadPath string) {
 		fmt.Fprintf(w, " (%s) in %s", strings.Join(parts, ", "), deadPath)
 	}
 	fmt.Fprintf(w, "\n  duplicates:   %d\n", s.Duplicates)
+	if s.Feedback > 0 {
+		fmt.Fprintf(w, "  feedback:     %d (fraud %d", s.Feedback, s.FeedbackFraud)
+		if n := s.Chargebacks; n != [4]int64{} {
+			fmt.Fprintf(w, "; reversed %d, not posted %d, reversed before %d, rejected %d",
+				n[pipeline.LedgerPosted], n[pipeline.LedgerSkipped], n[pipeline.LedgerDuplicate], n[pipeline.LedgerRejected])
+		}
+		fmt.Fprintln(w, ")")
+	}
 	fmt.Fprintf(w, "  late:         %d", s.Late)
 	if s.Watermark != math.MinInt64 {
 		fmt.Fprintf(w, " (watermark %s)", time.UnixMilli(s.Watermark).UTC().Format(time.RFC3339))

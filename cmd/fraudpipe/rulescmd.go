@@ -62,7 +62,8 @@ FAIL per test and exits 1 when any fails.`, stdout)
 
 // loadRules compiles the rule set a config names, against the features that config computes.
 func loadRules(cfg *config.Config) (*rules.RuleSet, error) {
-	schema, _, err := scorersFor(cfg)
+	sc, err := scorersFor(cfg)
+	schema := sc.schema
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -85,4 +86,23 @@ func openLedgerStore(cfg *config.Config, target ledgerTarget, forTool bool) (led
 		return nil, fmt.Errorf("ledger.driver is none: there is no ledger (give --ledger or --url)")
 	}
 	return nil, fmt.Errorf("ledger.driver %q is not supported", driver)
+}
+
+// chargebackFor returns the engine's chargeback path when ledger.chargebacks is on: fraud
+// feedback on a posted transaction reverses its entry.
+func chargebackFor(cfg *config.Config, l pipeline.Ledger) pipeline.Chargeback {
+	store, ok := l.(ledger.Store)
+	if !cfg.Ledger.Chargebacks || !ok {
+		return nil
+	}
+	return func(ctx context.Context, fb *pipeline.Feedback) (pipeline.LedgerStatus, string, error) {
+		r, err := store.Reverse(ctx, fb.ID, fb.TS)
+		switch {
+		case errors.Is(err, ledger.ErrEntryNotFound), errors.Is(err, ledger.ErrNotReversible):
+			return pipeline.LedgerSkipped, "", nil // declined, never posted: nothing to reverse
+		case err != nil:
+			return 0, "", err
+		}
+		return r.Status, r.Reason, nil
+	}
 }

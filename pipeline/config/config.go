@@ -43,6 +43,7 @@ type Windows struct {
 // Scoring configures features and decision logic.
 type Scoring struct {
 	Velocity Velocity `yaml:"velocity" doc:"Per-card velocity features."`
+	Terminal Terminal `yaml:"terminal" doc:"Per-terminal counts and fraud rates from delayed feedback (the handbook's terminal risk features)."`
 	Rules    Rules    `yaml:"rules" doc:"CEL rules over the transaction and its features."`
 	Model    Model    `yaml:"model" doc:"The tree model that scores each transaction, and what its score decides."`
 }
@@ -52,6 +53,13 @@ type Velocity struct {
 	Enabled    bool `yaml:"enabled" default:"true" doc:"Compute per-card count, mean and distinct-merchant features over the windows."`
 	NightStart int  `yaml:"night_start_hour" default:"0" doc:"First hour (UTC, 0-23) that counts as night."`
 	NightEnd   int  `yaml:"night_end_hour" default:"6" doc:"Last hour (UTC, 0-23, inclusive) that counts as night."`
+}
+
+// Terminal configures the delayed-label terminal features (scorers/terminal).
+type Terminal struct {
+	Enabled bool       `yaml:"enabled" default:"true" doc:"Compute terminal_count_<w> and terminal_risk_<w>: transactions at the payment's terminal (its merchant when it has none) and the share of them confirmed fraud by feedback, in windows ending delay before the payment."`
+	Delay   Duration   `yaml:"delay" default:"7d" doc:"How long before the payment the windows end: about how long fraud takes to be confirmed."`
+	Windows []Duration `yaml:"windows" default:"[1d, 7d, 30d]" doc:"Window lengths, shortest first."`
 }
 
 // Rules says where the rule set is.

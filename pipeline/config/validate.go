@@ -103,6 +103,22 @@ func (c *Config) validate() []Issue {
 
 	v.model(c.Scoring.Model)
 
+	if t := c.Scoring.Terminal; t.Enabled {
+		v.positive("scoring.terminal.delay", t.Delay)
+		if len(t.Windows) == 0 {
+			v.add("scoring.terminal.windows", "must list at least one window length, such as [1d, 7d, 30d]")
+		}
+		for i, d := range t.Windows {
+			path := fmt.Sprintf("scoring.terminal.windows[%d]", i)
+			switch {
+			case d <= 0:
+				v.add(path, "must be longer than 0, got %s", d)
+			case i > 0 && d <= t.Windows[i-1]:
+				v.add(path, "%s is not longer than the window before it (%s): list windows shortest first, each once", d, t.Windows[i-1])
+			}
+		}
+	}
+
 	vel := c.Scoring.Velocity
 	v.hour("scoring.velocity.night_start_hour", vel.NightStart)
 	v.hour("scoring.velocity.night_end_hour", vel.NightEnd)
