@@ -200,8 +200,8 @@ type Stats struct {
 	// before; rejected), when chargebacks are on.
 	FeedbackFraud int64
 	Chargebacks   [4]int64
-	Watermark   int64            // the engine watermark at the end, Unix ms
-	Checkpoints int64            // checkpoints written
+	Watermark     int64 // the engine watermark at the end, Unix ms
+	Checkpoints   int64 // checkpoints written
 	// CheckpointFailures counts checkpoints that could not be written; the previous one
 	// stays the newest complete one.
 	CheckpointFailures int64

@@ -39,7 +39,6 @@ type Windows struct {
 	MaxCards  int        `yaml:"max_cards_per_partition" default:"1000000" doc:"Most cards one partition keeps state for (about 750 bytes each with 10 payments buffered); past it, the cards idle the longest are forgotten, a tenth at a time, and counted. 0: no bound."`
 }
 
-
 // Scoring configures features and decision logic.
 type Scoring struct {
 	Velocity Velocity `yaml:"velocity" doc:"Per-card velocity features."`
