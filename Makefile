@@ -31,6 +31,7 @@ vet:
 test: vet
 	scripts/install-python-deps
 	scripts/install-promtool
+	scripts/kinesalite install
 	scripts/with-postgres $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 

@@ -203,11 +203,29 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 	return st, err
 }
 
+// server is a source that serves requests (the HTTP decision API): on a signal it stops
+// taking requests, answers those in flight and then ends its input, so the engine stops by
+// itself, with a final checkpoint.
+type server interface {
+	pipeline.Source
+	Serve(ctx context.Context) error
+}
+
 // runUntilSignal runs the engine over src until the source ends or SIGINT or SIGTERM
 // arrives (which stop the reading and drain the work in flight), then closes the stack.
 func (st *stack) runUntilSignal(src pipeline.Source) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if srv, ok := src.(server); ok {
+		serveErr := make(chan error, 1)
+		go func() { serveErr <- srv.Serve(ctx) }()
+		runErr := st.engine.Run(context.Background(), src)
+		stop()
+		if runErr != nil {
+			src.Close() // the engine failed: answer the waiting requests at once
+		}
+		return errors.Join(runErr, <-serveErr, st.close(context.Background()))
+	}
 	runErr := st.engine.Run(ctx, src)
 	closeErr := st.close(context.Background())
 	return errors.Join(runErr, closeErr)

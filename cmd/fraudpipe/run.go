@@ -8,7 +8,6 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 
-	filesource "github.com/fraudpipe/fraudpipe/sources/file"
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -31,23 +30,9 @@ they were, so nothing is lost or posted twice.`, stdout)
 	if err != nil {
 		return err
 	}
-	var path string
-	switch cfg.Source.Type {
-	case "file":
-		if cfg.Source.Path == "" {
-			return fmt.Errorf("%s: source.path is required for source type file", *cfgPath)
-		}
-		path = cfg.Resolve(cfg.Source.Path)
-	case "stdin":
-		path = "-"
-	default:
-		return fmt.Errorf("%s: source type %q is not supported by run", *cfgPath, cfg.Source.Type)
+	if cfg.Source.Type == "file" && cfg.Source.Path == "" {
+		return fmt.Errorf("%s: source.path is required for source type file", *cfgPath)
 	}
-	src, err := filesource.Open(path, cfg.Engine.BatchSize)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	out := outputs{
 		decisions:   cfg.Resolve(cfg.Output.Decisions.Path),
@@ -88,6 +73,16 @@ they were, so nothing is lost or posted twice.`, stdout)
 	if adm != nil {
 		adm.ready.Store(true) // state restored, about to read
 	}
+	env := sourceEnv{ctx: context.Background(), cfgPath: *cfgPath, logger: logger, registry: reg, schema: st.engine.Schema()}
+	if cfg.Output.Features {
+		env.output = st.engine.Schema().Names()
+	}
+	src, err := openSource(cfg, env)
+	if err != nil {
+		st.close(context.Background())
+		return err
+	}
+	defer src.Close()
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {

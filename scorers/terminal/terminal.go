@@ -60,10 +60,11 @@ type term struct {
 	frauds  []int64 // event times of its transactions known to be fraud, sorted
 }
 
-// ref locates a transaction for its feedback.
+// ref locates a transaction for its feedback. It holds no pointer, so the garbage
+// collector need not scan the map of them (one per transaction within the horizon).
 type ref struct {
-	t     *term
 	ts    int64
+	t     int32 // index in Scorer.list
 	fraud bool
 }
 
@@ -74,8 +75,10 @@ type Scorer struct {
 	horizon  int64   // delay + the longest window: older entries are dropped
 	features []int   // count indices then risk indices
 
-	terms    map[key]*term
-	byID     map[uint64]*ref
+	terms    map[key]int32 // index in list
+	list     []*term       // terminals by index; nil where freed
+	free     []int32       // freed indices of list
+	byID     map[uint64]ref
 	maxTS    int64 // newest event time added
 	nextTrim int64 // event time of the next sweep over every terminal
 
@@ -94,8 +97,8 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Scorer, error) {
 	}
 	s := &Scorer{
 		delay: cfg.Delay.Milliseconds(),
-		terms: map[key]*term{},
-		byID:  map[uint64]*ref{},
+		terms: map[key]int32{},
+		byID:  map[uint64]ref{},
 	}
 	for i, w := range cfg.Windows {
 		if w <= 0 || (i > 0 && w <= cfg.Windows[i-1]) {
@@ -153,7 +156,11 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 	if k.id == "" {
 		k = key{merchant: true, id: tx.MerchantID}
 	}
-	t := s.terms[k]
+	var t *term
+	ti, known := s.terms[k]
+	if known {
+		t = s.list[ti]
+	}
 	nw := len(s.windows)
 	if t == nil {
 		clear(dst)
@@ -182,10 +189,11 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 	}
 	if t == nil {
 		t = &term{}
-		s.terms[key{merchant: k.merchant, id: clone(k.id)}] = t
+		ti = s.alloc(t)
+		s.terms[key{merchant: k.merchant, id: clone(k.id)}] = ti
 	}
 	t.add(entry{ts: tx.TS, id: id})
-	s.byID[id] = &ref{t: t, ts: tx.TS}
+	s.byID[id] = ref{t: ti, ts: tx.TS}
 	if tx.TS > s.maxTS {
 		s.maxTS = tx.TS
 	}
@@ -196,6 +204,18 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 }
 
 func clone(s string) string { return string([]byte(s)) }
+
+// alloc gives t an index in list.
+func (s *Scorer) alloc(t *term) int32 {
+	if n := len(s.free); n > 0 {
+		i := s.free[n-1]
+		s.free = s.free[:n-1]
+		s.list[i] = t
+		return i
+	}
+	s.list = append(s.list, t)
+	return int32(len(s.list) - 1)
+}
 
 // upper returns the number of entries with ts <= x.
 func upper(es []entry, x int64) int {
@@ -235,10 +255,13 @@ func (s *Scorer) trim(t *term) {
 
 // sweep trims every terminal, once a day of event time, so idle terminals are forgotten.
 func (s *Scorer) sweep() {
-	for k, t := range s.terms {
+	for k, i := range s.terms {
+		t := s.list[i]
 		s.trim(t)
 		if len(t.entries) == 0 {
 			delete(s.terms, k)
+			s.list[i] = nil
+			s.free = append(s.free, i)
 		}
 	}
 	s.nextTrim = s.maxTS + day.Milliseconds()
@@ -246,8 +269,9 @@ func (s *Scorer) sweep() {
 
 // Feedback marks a transaction as fraud (or, for a verdict reversed, as not fraud).
 func (s *Scorer) Feedback(fb *pipeline.Feedback) {
-	r := s.byID[idHash(fb.ID)]
-	if r == nil {
+	id := idHash(fb.ID)
+	r, ok := s.byID[id]
+	if !ok {
 		s.unknownFeedback++
 		return
 	}
@@ -255,11 +279,13 @@ func (s *Scorer) Feedback(fb *pipeline.Feedback) {
 		return
 	}
 	r.fraud = fb.Fraud
-	i := upperTS(r.t.frauds, r.ts)
+	s.byID[id] = r
+	t := s.list[r.t]
+	i := upperTS(t.frauds, r.ts)
 	if fb.Fraud {
-		r.t.frauds = slices.Insert(r.t.frauds, i, r.ts)
-	} else if i > 0 && r.t.frauds[i-1] == r.ts {
-		r.t.frauds = slices.Delete(r.t.frauds, i-1, i)
+		t.frauds = slices.Insert(t.frauds, i, r.ts)
+	} else if i > 0 && t.frauds[i-1] == r.ts {
+		t.frauds = slices.Delete(t.frauds, i-1, i)
 	}
 }
 
@@ -292,7 +318,7 @@ func (s *Scorer) Snapshot() ([]byte, error) {
 	})
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
-		t := s.terms[k]
+		t := s.list[s.terms[k]]
 		if k.merchant {
 			b = append(b, 1)
 		} else {
@@ -341,7 +367,7 @@ func (s *Scorer) Restore(data []byte) error {
 		d = d[n:]
 		return v
 	}
-	s.terms, s.byID = map[key]*term{}, map[uint64]*ref{}
+	s.terms, s.byID, s.list, s.free = map[key]int32{}, map[uint64]ref{}, nil, nil
 	s.maxTS, s.nextTrim, s.unknownFeedback = varint(), varint(), varint()
 	nk := uvarint()
 	for range nk {
@@ -361,6 +387,7 @@ func (s *Scorer) Restore(data []byte) error {
 			return errBad
 		}
 		t := &term{entries: make([]entry, 0, ne)}
+		ti := s.alloc(t)
 		prev := int64(0)
 		for range ne {
 			prev += varint()
@@ -371,12 +398,12 @@ func (s *Scorer) Restore(data []byte) error {
 			fraud := d[8] == 1
 			d = d[9:]
 			t.entries = append(t.entries, e)
-			s.byID[e.id] = &ref{t: t, ts: e.ts, fraud: fraud}
+			s.byID[e.id] = ref{t: ti, ts: e.ts, fraud: fraud}
 			if fraud {
 				t.frauds = append(t.frauds, e.ts)
 			}
 		}
-		s.terms[k] = t
+		s.terms[k] = ti
 	}
 	if d == nil || len(d) != 0 {
 		return errBad
