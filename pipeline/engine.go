@@ -693,6 +693,7 @@ func (e *Engine) ledgerStage(ctx context.Context, seqQ <-chan *batch, sinkQ chan
 				reqs = append(reqs, PostRequest{
 					TxID: ev.Tx.ID, TS: ev.Tx.TS, Payer: ev.Tx.AccountID, Payee: ev.Tx.MerchantID,
 					Amount: ev.Tx.Amount, Currency: ev.Tx.Currency,
+					Seq: ev.Seq, Model: ev.Decision.Model, Rules: ev.Decision.Rules,
 				})
 				owners = append(owners, ev)
 			}
