@@ -14,6 +14,7 @@ import (
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/pipeline/config"
 	"github.com/fraudpipe/fraudpipe/pipeline/window"
+	"github.com/fraudpipe/fraudpipe/scorers/enrich"
 	"github.com/fraudpipe/fraudpipe/scorers/rules"
 	"github.com/fraudpipe/fraudpipe/scorers/terminal"
 	"github.com/fraudpipe/fraudpipe/scorers/velocity"
@@ -35,6 +36,7 @@ type scoring struct {
 	schema  *pipeline.FeatureSchema
 	scorers []pipeline.ScorerFactory
 	ordered []pipeline.OrderedScorer
+	enrich  *enrich.Factory // nil when off; run starts its reloading
 }
 
 // scorersFor builds the feature scorers a config asks for, declaring their features.
@@ -42,6 +44,28 @@ func scorersFor(cfg *config.Config) (scoring, error) {
 	schema := pipeline.NewFeatureSchema()
 	var scorers []pipeline.ScorerFactory
 	var ordered []pipeline.OrderedScorer
+	var en *enrich.Factory
+	if ec := cfg.Scoring.Enrich; ec.Enabled {
+		res := func(p string) string {
+			if p == "" {
+				return ""
+			}
+			return cfg.Resolve(p)
+		}
+		lists := func(l config.ListFiles) enrich.ListFiles {
+			return enrich.ListFiles{Cards: res(l.Cards), Merchants: res(l.Merchants), Devices: res(l.Devices), IPs: res(l.IPs)}
+		}
+		var err error
+		en, err = enrich.New(enrich.Config{
+			Customers: res(ec.Customers), Merchants: res(ec.Merchants), Countries: res(ec.Countries),
+			Allow: lists(ec.Allow), Deny: lists(ec.Deny),
+			ReloadEvery: time.Duration(ec.ReloadEvery), TTL: time.Duration(ec.TTL), MaxCards: cfg.Windows.MaxCards,
+		}, schema, slog.Default())
+		if err != nil {
+			return scoring{}, err
+		}
+		scorers = append(scorers, en)
+	}
 	if cfg.Scoring.Velocity.Enabled {
 		wc := window.Config{MaxEvents: cfg.Windows.MaxEvents, TTL: time.Duration(cfg.Windows.TTL)}
 		for _, d := range cfg.Windows.Durations {
@@ -70,7 +94,7 @@ func scorersFor(cfg *config.Config) (scoring, error) {
 		ordered = append(ordered, t)
 	}
 	scorers, err := appendModel(cfg, schema, scorers)
-	return scoring{schema: schema, scorers: scorers, ordered: ordered}, err
+	return scoring{schema: schema, scorers: scorers, ordered: ordered, enrich: en}, err
 }
 
 // rulesFor compiles the config's rule file, or the built-in rules, against schema.
@@ -80,6 +104,8 @@ func rulesFor(cfg *config.Config, schema *pipeline.FeatureSchema) (*rules.RuleSe
 		return rules.Load(cfg.Resolve(f), schema)
 	case !cfg.Scoring.Velocity.Enabled:
 		return nil, fmt.Errorf("the built-in rules read velocity features: with scoring.velocity.enabled false, set scoring.rules.file to rules of your own")
+	case !cfg.Scoring.Enrich.Enabled:
+		return nil, fmt.Errorf("the built-in rules read enrichment features (deny_listed, speed_kmh, ...): with scoring.enrich.enabled false, set scoring.rules.file to rules of your own")
 	default:
 		return rules.Default(schema)
 	}
@@ -92,6 +118,7 @@ type stack struct {
 	sinks   []pipeline.Sink
 	dead    pipeline.Sink
 	ruleSet *rules.RuleSet
+	enrich  *enrich.Factory
 }
 
 // outputs says where a stack writes; empty paths discard.
@@ -120,6 +147,12 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 		return nil, err
 	}
 	schema, scorers := sc.schema, sc.scorers
+	st.enrich = sc.enrich
+	if out.registry != nil && sc.enrich != nil {
+		if err := sc.enrich.Register(out.registry); err != nil {
+			return nil, err
+		}
+	}
 	if out.registry != nil {
 		for _, f := range scorers {
 			if v, ok := f.(*velocity.Factory); ok {
@@ -234,6 +267,9 @@ func (st *stack) runUntilSignal(src pipeline.Source) error {
 // close flushes and closes the sinks and the ledger, reporting every failure.
 func (st *stack) close(ctx context.Context) error {
 	var errs []error
+	if st.enrich != nil {
+		st.enrich.Close()
+	}
 	for _, s := range st.sinks {
 		errs = append(errs, s.Close(ctx))
 	}

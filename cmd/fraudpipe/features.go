@@ -63,7 +63,10 @@ chargebacks known a week later.`, stdout)
 	if err != nil {
 		return err
 	}
-	if err := st.runUntilSignal(src); err != nil {
+	stopProgress := startProgress(stderr, "features", progressOf(src))
+	err = st.runUntilSignal(src)
+	stopProgress()
+	if err != nil {
 		return err
 	}
 	s := st.engine.Stats()

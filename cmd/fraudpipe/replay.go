@@ -77,7 +77,10 @@ names one. A summary is printed to standard error when done.`, stdout)
 		}
 		defer stopProfile()
 	}
-	if err := st.runUntilSignal(src); err != nil {
+	stopProgress := startProgress(stderr, "replay", progressOf(src))
+	err = st.runUntilSignal(src)
+	stopProgress()
+	if err != nil {
 		return err
 	}
 	writeSummary(stderr, "replay", st.engine.Stats(), *dead)
@@ -103,6 +106,17 @@ func openReplayInput(input, feedbackPath string, fromLabels time.Duration, batch
 		return feedback.FromLabels(src, fromLabels, batch), nil
 	}
 	return src, nil
+}
+
+// progressOf finds the file source under the feedback wrappers, for the progress line.
+func progressOf(src pipeline.Source) any {
+	switch s := src.(type) {
+	case *feedback.Labels:
+		return s.Input()
+	case *feedback.Merged:
+		return s.Input()
+	}
+	return src
 }
 
 // peakMemory is the process's peak resident set size, as the kernel counts it.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
-
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -72,6 +71,9 @@ they were, so nothing is lost or posted twice.`, stdout)
 	}
 	if adm != nil {
 		adm.ready.Store(true) // state restored, about to read
+	}
+	if st.enrich != nil {
+		st.enrich.Start(context.Background()) // reload changed reference files while running
 	}
 	env := sourceEnv{ctx: context.Background(), cfgPath: *cfgPath, logger: logger, registry: reg, schema: st.engine.Schema()}
 	if cfg.Output.Features {

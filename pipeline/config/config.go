@@ -41,6 +41,7 @@ type Windows struct {
 
 // Scoring configures features and decision logic.
 type Scoring struct {
+	Enrich   Enrich   `yaml:"enrich" doc:"Reference data and per-card location and device features (docs/enrichment.md)."`
 	Velocity Velocity `yaml:"velocity" doc:"Per-card velocity features."`
 	Terminal Terminal `yaml:"terminal" doc:"Per-terminal counts and fraud rates from delayed feedback (the handbook's terminal risk features)."`
 	Rules    Rules    `yaml:"rules" doc:"CEL rules over the transaction and its features."`
@@ -52,6 +53,26 @@ type Velocity struct {
 	Enabled    bool `yaml:"enabled" default:"true" doc:"Compute per-card count, mean and distinct-merchant features over the windows."`
 	NightStart int  `yaml:"night_start_hour" default:"0" doc:"First hour (UTC, 0-23) that counts as night."`
 	NightEnd   int  `yaml:"night_end_hour" default:"6" doc:"Last hour (UTC, 0-23, inclusive) that counts as night."`
+}
+
+// Enrich configures the enrichment features (scorers/enrich).
+type Enrich struct {
+	Enabled     bool      `yaml:"enabled" default:"true" doc:"Compute dist_home_km, dist_prev_km, speed_kmh, country_changed, foreign, new_device, deny_listed, allow_listed, country_risk and merchant_risk. Without reference files the features that need them are 0 (or -1 for unknown distances)."`
+	Customers   string    `yaml:"customers" doc:"Customers file (CSV, NDJSON or Parquet): customer_id, home_lat, home_lon, home_country. Relative to this config file."`
+	Merchants   string    `yaml:"merchants" doc:"Merchants file: merchant_id, country, mcc, risk (0 to 1)."`
+	Countries   string    `yaml:"countries" doc:"Country risk file: country, risk (0 to 1)."`
+	Allow       ListFiles `yaml:"allow" doc:"Allow lists; only cards are read (the allow_listed feature)."`
+	Deny        ListFiles `yaml:"deny" doc:"Deny lists; any hit sets deny_listed, which the built-in rule deny_listed declines."`
+	ReloadEvery Duration  `yaml:"reload_every" default:"10s" doc:"How often the files are checked for changes; a changed file is reloaded atomically, a broken one keeps the old data and is reported."`
+	TTL         Duration  `yaml:"ttl" default:"30d" doc:"Event time a card's location and device state outlives its last payment."`
+}
+
+// ListFiles names list files: one entry a line (# comments) or CSV with a value column.
+type ListFiles struct {
+	Cards     string `yaml:"cards" doc:"Card ids."`
+	Merchants string `yaml:"merchants" doc:"Merchant ids."`
+	Devices   string `yaml:"devices" doc:"Device ids."`
+	IPs       string `yaml:"ips" doc:"IPv4 and IPv6 addresses and CIDR prefixes."`
 }
 
 // Terminal configures the delayed-label terminal features (scorers/terminal).

@@ -103,6 +103,19 @@ func (c *Config) validate() []Issue {
 
 	v.model(c.Scoring.Model)
 
+	if en := c.Scoring.Enrich; en.Enabled {
+		v.positive("scoring.enrich.reload_every", en.ReloadEvery)
+		v.positive("scoring.enrich.ttl", en.TTL)
+		for _, l := range []struct{ path, file string }{
+			{"scoring.enrich.allow.merchants", en.Allow.Merchants},
+			{"scoring.enrich.allow.devices", en.Allow.Devices},
+			{"scoring.enrich.allow.ips", en.Allow.IPs},
+		} {
+			if l.file != "" {
+				v.add(l.path, "only card allow lists are read (allow_listed); a merchant, device or IP allow list would have no effect: remove it")
+			}
+		}
+	}
 	if t := c.Scoring.Terminal; t.Enabled {
 		v.positive("scoring.terminal.delay", t.Delay)
 		if len(t.Windows) == 0 {

@@ -21,6 +21,9 @@ var testFeatures = []string{
 	"card_mean_amount_1d", "card_mean_amount_7d", "card_mean_amount_30d",
 	"card_distinct_merchants_1h", "card_distinct_merchants_1d",
 	"secs_since_last", "is_weekend", "is_night", "amount",
+	// as the enrichment scorer declares them
+	"dist_home_km", "dist_prev_km", "speed_kmh", "country_changed", "foreign", "new_device",
+	"deny_listed", "allow_listed", "country_risk", "merchant_risk",
 }
 
 func testSchema(t testing.TB) *pipeline.FeatureSchema {

@@ -130,6 +130,9 @@ func (m *Merged) ReadBatch(ctx context.Context) ([]pipeline.Message, pipeline.Ac
 	return out, nil, nil
 }
 
+// Input is the transaction stream.
+func (m *Merged) Input() pipeline.Source { return m.tx.src }
+
 // Close closes both sources.
 func (m *Merged) Close() error { return errors.Join(m.tx.src.Close(), m.fb.src.Close()) }
 
@@ -208,6 +211,9 @@ func (l *Labels) pop() pipeline.Message {
 	p := heap.Pop(&l.due).(pending)
 	return pipeline.Message{Data: p.data, Pos: p.pos}
 }
+
+// Input is the recorded stream.
+func (l *Labels) Input() pipeline.Source { return l.in.src }
 
 // Close closes the stream.
 func (l *Labels) Close() error { return l.in.src.Close() }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 )
@@ -32,7 +33,25 @@ type Source struct {
 	pos       int64 // offset in the uncompressed stream of the next byte to read
 	done      bool
 	arenas    sync.Pool
+	cr        *counting // the input's bytes read so far, for Progress
+	size      int64     // the input's size when opened; 0: unknown (a pipe)
 }
+
+// counting counts the bytes read through it, for a progress display in another goroutine.
+type counting struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// Progress returns the bytes of the input read so far (compressed bytes for gzip) and its
+// size (0 when unknown, as for standard input). Safe to call while another goroutine reads.
+func (s *Source) Progress() (read, size int64) { return s.cr.n.Load(), s.size }
 
 // Open opens path ("-" for standard input); a gzip stream is recognised by its magic bytes,
 // whatever the file is called.
@@ -58,6 +77,7 @@ func Open(path string, batchSize int) (*Source, error) {
 	if f, ok := rc.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 			s.file = f
+			s.size = fi.Size()
 		}
 	}
 	return s, nil
@@ -68,7 +88,8 @@ func New(name string, r io.ReadCloser, batchSize int) (*Source, error) {
 	if batchSize <= 0 {
 		batchSize = DefaultBatchSize
 	}
-	br := bufio.NewReaderSize(r, 256<<10)
+	cr := &counting{r: r}
+	br := bufio.NewReaderSize(cr, 256<<10)
 	var closer io.Closer = r
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -77,9 +98,9 @@ func New(name string, r io.ReadCloser, batchSize int) (*Source, error) {
 		}
 		br = bufio.NewReaderSize(zr, 256<<10)
 		closer = multiCloser{zr, r}
-		return &Source{name: name, closer: closer, r: br, batchSize: batchSize, gzip: true}, nil
+		return &Source{name: name, closer: closer, r: br, batchSize: batchSize, gzip: true, cr: cr}, nil
 	}
-	return &Source{name: name, closer: closer, r: br, batchSize: batchSize}, nil
+	return &Source{name: name, closer: closer, r: br, batchSize: batchSize, cr: cr}, nil
 }
 
 type multiCloser []io.Closer
@@ -194,7 +215,8 @@ func (s *Source) Seek(pos []byte) error {
 		return err
 	}
 	if s.gzip {
-		zr, err := gzip.NewReader(bufio.NewReaderSize(s.file, 256<<10))
+		s.cr = &counting{r: s.file}
+		zr, err := gzip.NewReader(bufio.NewReaderSize(s.cr, 256<<10))
 		if err != nil {
 			return fmt.Errorf("gzip: %w", err)
 		}
@@ -214,7 +236,9 @@ func (s *Source) Seek(pos []byte) error {
 		if _, err := s.file.Seek(p.Offset, io.SeekStart); err != nil {
 			return err
 		}
-		s.r.Reset(s.file)
+		s.cr = &counting{r: s.file}
+		s.cr.n.Store(p.Offset)
+		s.r.Reset(s.cr)
 	}
 	s.pos, s.done = p.Offset, false
 	return nil
