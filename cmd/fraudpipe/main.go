@@ -24,6 +24,7 @@ func init() {
 		{"run", "run the long-running pipeline that a config describes", cmdRun},
 		{"replay", "feed a recorded stream through the engine and write its decisions", cmdReplay},
 		{"gen", "write a labelled synthetic transaction stream", cmdGen},
+		{"publish", "send a recorded stream into a NATS JetStream stream", cmdPublish},
 		{"lint", "check a config file without running it", cmdLint},
 		{"rules", "run rule unit tests", cmdRules},
 		{"checkpoint", "inspect a checkpoint", cmdCheckpoint},

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,5 +81,110 @@ func TestRunHTTPSource(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ckpt")); err != nil {
 		t.Errorf("no checkpoint folder after SIGTERM: %v", err)
+	}
+}
+
+// syncBuffer is a buffer a process writes to while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls until the process has written want.
+func waitFor(t *testing.T, out *syncBuffer, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(out.String(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q after a minute:\n%s", want, out.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
+
+// TestRunNATSPublishKillRestart is the live path end to end: run with the embedded NATS
+// server, publish a generated stream into it, SIGKILL the pipeline mid-stream, restart it
+// on the same store, and every transaction ends decided exactly once, the ledger intact.
+func TestRunNATSPublishKillRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	input := filepath.Join(dir, "in.ndjson")
+	if code, _, stderr := fraudpipe(t, "gen", "--seed", "5", "--customers", "1000", "--terminals", "2000", "--days", "30", "--out", input); code != 0 {
+		t.Fatalf("gen: %s", stderr)
+	}
+	inputIDs := ids(t, input)
+	addr := freeAddr(t)
+	cfg := filepath.Join(dir, "nats.yaml")
+	os.WriteFile(cfg, []byte("source:\n  type: nats\n  nats: {embedded: true, listen: \""+addr+"\", store_dir: nats, ack_wait: 30s}\n"+
+		"ledger: {path: ledger.db}\noutput:\n  decisions: {path: decisions.ndjson}\ncheckpoint: {dir: ckpt, interval: 200ms}\n"), 0o644)
+	decisions := filepath.Join(dir, "decisions.ndjson")
+	start := func() (*exec.Cmd, chan error, *syncBuffer) {
+		cmd := exec.Command(bin, "run", "--config", cfg)
+		stderr := &syncBuffer{}
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		waitFor(t, stderr, "embedded NATS server listening")
+		return cmd, done, stderr
+	}
+	cmd, done, stderr := start()
+	if code, _, errOut := fraudpipe(t, "publish", "--nats", "nats://"+addr, "--input", input); code != 0 {
+		cmd.Process.Kill()
+		t.Fatalf("publish: %s\n%s", errOut, stderr.String())
+	}
+	// Kill once the decisions take a tenth of the input's size: early in the stream.
+	if err := waitOrKill(t, cmd, done, decisions, fileSize(t, input)/10); err != errKilled {
+		t.Fatalf("first run: %v\n%s", err, stderr.String())
+	}
+	cmd, done, stderr = start()
+	defer cmd.Process.Kill()
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		if n := len(lines(t, decisions)); n >= len(inputIDs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart, %d of %d decided within 3 minutes\n%s", len(lines(t, decisions)), len(inputIDs), stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-done; err != nil {
+		t.Fatalf("second run: %v\n%s", err, stderr.String())
+	}
+	got := readDecisions(t, decisions)
+	if len(got) != len(inputIDs) {
+		t.Fatalf("%d decisions for %d transactions", len(got), len(inputIDs))
+	}
+	seen := map[string]bool{}
+	for _, d := range got {
+		if seen[d.ID] {
+			t.Fatalf("%s decided twice", d.ID)
+		}
+		seen[d.ID] = true
+	}
+	for _, id := range inputIDs {
+		if !seen[id] {
+			t.Fatalf("%s never decided", id)
+		}
+	}
+	if code, out, errOut := fraudpipe(t, "ledger", "verify", "--ledger", filepath.Join(dir, "ledger.db")); code != 0 {
+		t.Fatalf("ledger verify: %s %s", out, errOut)
 	}
 }
