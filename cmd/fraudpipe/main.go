@@ -21,6 +21,7 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"demo", "run the whole system on one machine with a live view (embedded NATS, generator, ledger, archive, alerts)", cmdDemo},
 		{"run", "run the long-running pipeline that a config describes", cmdRun},
 		{"replay", "feed a recorded stream through the engine and write its decisions", cmdReplay},
 		{"gen", "write a labelled synthetic transaction stream", cmdGen},
@@ -32,6 +33,7 @@ func init() {
 		{"ledger", "read the ledger: an account's balance, verify its invariants, export entries", cmdLedger},
 		{"features", "write point-in-time feature vectors and labels for training", cmdFeatures},
 		{"eval", "measure detection quality of decisions against labels", cmdEval},
+		{"audit", "verify the hash-chained audit log", cmdAudit},
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -186,5 +187,58 @@ func TestRunNATSPublishKillRestart(t *testing.T) {
 	}
 	if code, out, errOut := fraudpipe(t, "ledger", "verify", "--ledger", filepath.Join(dir, "ledger.db")); code != 0 {
 		t.Fatalf("ledger verify: %s %s", out, errOut)
+	}
+}
+
+// TestDemo runs fraudpipe demo for a few seconds with the live view as lines: payments flow
+// through every stage (published, decided, posted to the ledger, archived), and the demo
+// stops cleanly and says where everything went.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "demo", "--dir", dir, "--duration", "6s", "--lines", "--rate", "3000", "--customers", "500")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	text := string(out)
+	var last string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "t=") {
+			last = l
+		}
+	}
+	field := func(name string) float64 {
+		for _, f := range strings.Fields(last) {
+			if v, ok := strings.CutPrefix(f, name+"="); ok {
+				var x float64
+				fmt.Sscan(strings.TrimSuffix(v, "/s"), &x)
+				return x
+			}
+		}
+		t.Fatalf("no %s in the live view line %q", name, last)
+		return 0
+	}
+	if field("published") < 1000 || field("events") < 1000 || field("approve") < 1000 || field("posted") < 1000 {
+		t.Errorf("too little flowed through the demo: %s\n%s", last, text)
+	}
+	for _, want := range []string{"decisions:", "ledger:", "archive:", "alerts:", "checkpoints:"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the summary lacks %q:\n%s", want, text)
+		}
+	}
+	runs, _ := filepath.Glob(filepath.Join(dir, "*", "decisions.ndjson"))
+	if len(runs) != 1 || len(lines(t, runs[0])) < 1000 {
+		t.Fatalf("decisions files %v", runs)
+	}
+	runDir := filepath.Dir(runs[0])
+	if code, out, errOut := fraudpipe(t, "ledger", "verify", "--ledger", filepath.Join(runDir, "ledger.db")); code != 0 {
+		t.Errorf("ledger verify: %s %s", out, errOut)
+	}
+	if code, _, errOut := fraudpipe(t, "lint", "--config", filepath.Join(runDir, "demo.yaml")); code != 0 {
+		t.Errorf("the demo's config does not lint: %s", errOut)
 	}
 }

@@ -107,7 +107,14 @@ type Output struct {
 
 	OpenSearch []OpenSearchOutput `yaml:"opensearch" default:"[]" doc:"OpenSearch indices that decisions are written to (docs/sinks.md)."`
 	Alerts     []AlertOutput      `yaml:"alerts" default:"[]" doc:"Alerters (webhook, NATS, log) that matching decisions are sent to (docs/sinks.md)."`
+	Audit      AuditOutput        `yaml:"audit" doc:"The hash-chained audit log of every decision (docs/audit.md)."`
 	Parquet    ParquetOutput      `yaml:"parquet" doc:"The Parquet archive of every decision, by event-time hour, in a folder or on S3 (docs/parquet.md)."`
+}
+
+// AuditOutput is output.audit.
+type AuditOutput struct {
+	Path   string `yaml:"path" doc:"The audit log file; empty: no audit log. Relative to this config file."`
+	Append bool   `yaml:"append" default:"false" doc:"Continue an existing log (after checking its tail) when no checkpoint covers it; false refuses to touch an existing log without a checkpoint."`
 }
 
 // FileOutput is an NDJSON file output.
