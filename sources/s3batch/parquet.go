@@ -267,7 +267,7 @@ func checkType(name string, kind int, dt arrow.DataType) error {
 		}
 	}
 	if !ok {
-		return fmt.Errorf("column %s has type %s, which this source cannot read as %s (see docs/sources-s3batch.md for the types accepted)", name, dt, name)
+		return fmt.Errorf("column %s has type %s, which this source cannot read as %s (see docs/sources.md for the types accepted)", name, dt, name)
 	}
 	return nil
 }

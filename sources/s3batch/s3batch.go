@@ -60,7 +60,7 @@ type Options struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	SessionToken    string
-	// Format is "auto" (the default: by the key's extension, see docs/sources-s3batch.md),
+	// Format is "auto" (the default: by the key's extension, see docs/sources.md),
 	// "ndjson", "csv" or "parquet".
 	Format string
 	// Poll is 0 for a batch source: the prefix is listed once and ReadBatch returns

@@ -792,7 +792,7 @@ func strs(vals ...string) arrow.Array {
 	return b.NewArray()
 }
 
-// TestParquetTypes: the column types docs/sources-s3batch.md lists read to the contract's
+// TestParquetTypes: the column types docs/sources.md lists read to the contract's
 // JSON, and a column of a type that cannot be read is reported once for the object.
 func TestParquetTypes(t *testing.T) {
 	c := newTestClient(t)
