@@ -6,20 +6,26 @@ BIN     := bin/fraudpipe
 OUT     := out
 DEMO_ARGS ?= --customers 2000 --terminals 4000 --days 60
 
-.PHONY: all build demo test vet fuzz bench clean
+.PHONY: all build demo replay-demo test vet fuzz bench clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fraudpipe
 
+# The whole system on one machine for a minute, with a live view: embedded NATS, the
+# generator publishing into it, the pipeline, the ledger, the archive and alerts.
+DEMO_FLAGS ?= --duration 60s
+demo: build
+	$(BIN) demo $(DEMO_FLAGS)
+
 # A labelled synthetic stream, replayed through the whole pipeline with the built-in
 # config: velocity features, CEL rules, the SQLite ledger, decisions and dead letters.
-demo: build
+replay-demo: build
 	@mkdir -p $(OUT)
 	@rm -f $(OUT)/ledger.db $(OUT)/ledger.db-wal $(OUT)/ledger.db-shm
 	$(BIN) gen --seed 1 $(DEMO_ARGS) --out $(OUT)/transactions.ndjson
-	$(BIN) replay --input $(OUT)/transactions.ndjson --out $(OUT)/decisions.ndjson --ledger $(OUT)/ledger.db
+	$(BIN) replay --input $(OUT)/transactions.ndjson --feedback-from-labels 168h --out $(OUT)/decisions.ndjson --ledger $(OUT)/ledger.db
 	@echo "decisions: $(OUT)/decisions.ndjson  dead letters: $(OUT)/decisions.dead.ndjson  ledger: $(OUT)/ledger.db"
 
 vet:
