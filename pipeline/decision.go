@@ -50,6 +50,11 @@ type Decision struct {
 	Ledger   LedgerStatus
 	Model    string // model version, "" when no model ran
 	Rules    string // rule set version, "" when no rules ran
+	// ShadowModel is the version of a challenger scored beside the model, and ShadowScore
+	// its score (valid when HasShadowScore): recorded, never acted on.
+	ShadowModel    string
+	ShadowScore    float64
+	HasShadowScore bool
 }
 
 // Hit is one thing a scorer asks for: an outcome and the reason code that explains it.

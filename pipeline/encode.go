@@ -28,6 +28,14 @@ func AppendDecisionJSON(dst []byte, ev *Event, names []string) []byte {
 		dst = append(dst, `,"rules":`...)
 		dst = AppendJSONString(dst, d.Rules)
 	}
+	if d.ShadowModel != "" {
+		dst = append(dst, `,"shadow_model":`...)
+		dst = AppendJSONString(dst, d.ShadowModel)
+		if d.HasShadowScore {
+			dst = append(dst, `,"shadow_score":`...)
+			dst = AppendJSONFloat(dst, d.ShadowScore)
+		}
+	}
 	if names != nil && ev.Features != nil {
 		dst = append(dst, `,"features":{`...)
 		for i, n := range names {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,6 +113,7 @@ type Engine struct {
 	queues       *queues      // the running flow's channels, for the queue-depth gauges
 	ordered      []OrderedScorer
 	crossIdx     []int // schema indices of the ordered scorers' features, in Event.Cross order
+	shadowModel  string
 	chargeback   Chargeback
 }
 
@@ -170,6 +172,10 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	for _, f := range o.Scorers {
 		switch kind, v := f.Version(); kind {
 		case "model":
+			if s, ok := strings.CutPrefix(v, "shadow:"); ok {
+				e.shadowModel = s
+				continue
+			}
 			e.model = v
 		case "rules":
 			e.rules = v

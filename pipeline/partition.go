@@ -11,27 +11,29 @@ import (
 // partition owns the state of the keys hashed to it: its scorers' windows and the ids it
 // has seen. Only its own goroutine touches it.
 type partition struct {
-	id       int
-	scorers  []Scorer
-	eval     Eval
-	keep     bool
-	model    string
-	rules    string
-	dedup    dedup
-	reasons  []string
-	declines []string
-	reviews  []string
-	crossIdx []int // where the ordered scorers' features go in eval.Features
+	id          int
+	scorers     []Scorer
+	eval        Eval
+	keep        bool
+	model       string
+	rules       string
+	dedup       dedup
+	reasons     []string
+	declines    []string
+	reviews     []string
+	crossIdx    []int // where the ordered scorers' features go in eval.Features
+	shadowModel string
 }
 
 func newPartition(id int, e *Engine) (*partition, error) {
 	p := &partition{
-		id:       id,
-		keep:     e.cfg.KeepFeatures,
-		model:    e.model,
-		rules:    e.rules,
-		dedup:    newDedup(e.cfg.DedupTTL),
-		crossIdx: e.crossIdx,
+		id:          id,
+		keep:        e.cfg.KeepFeatures,
+		model:       e.model,
+		rules:       e.rules,
+		dedup:       newDedup(e.cfg.DedupTTL),
+		crossIdx:    e.crossIdx,
+		shadowModel: e.shadowModel,
 	}
 	for _, f := range e.factories {
 		s, err := f.NewScorer(id)
@@ -71,6 +73,7 @@ func (p *partition) process(ev *Event) {
 		e.Features[idx] = ev.Cross[k]
 	}
 	e.Score, e.HasScore = 0, false
+	e.ShadowScore, e.HasShadowScore = 0, false
 	e.Hits = e.Hits[:0]
 	for _, s := range p.scorers {
 		s.Score(e)
@@ -78,6 +81,7 @@ func (p *partition) process(ev *Event) {
 	d := &ev.Decision
 	d.Score, d.HasScore = e.Score, e.HasScore
 	d.Model, d.Rules = p.model, p.rules
+	d.ShadowModel, d.ShadowScore, d.HasShadowScore = p.shadowModel, e.ShadowScore, e.HasShadowScore
 	d.Ledger = LedgerSkipped
 	d.Outcome = Approve
 	// Reasons: declines, then reviews, then tags, each in the order the scorers gave them.

@@ -50,10 +50,24 @@ type Eval struct {
 	Features []float64 // indexed by the engine's FeatureSchema
 	Score    float64
 	HasScore bool
-	Hits     []Hit
+	// ShadowScore is a challenger's score (a shadow model): recorded in the decision as
+	// shadow_score, never acted on.
+	ShadowScore    float64
+	HasShadowScore bool
+	Hits           []Hit
 	// Late is set for a transaction later than the allowed lateness: scorers decide it from
 	// the state as it is and must not add it to their state.
 	Late bool
+}
+
+// SetScore records a model's score: the decision's score, or, for a shadow (challenger)
+// model, its shadow score, which nothing acts on.
+func (e *Eval) SetScore(p float64, shadow bool) {
+	if shadow {
+		e.ShadowScore, e.HasShadowScore = p, true
+		return
+	}
+	e.Score, e.HasScore = p, true
 }
 
 // Scorer computes features and hits for one partition's transactions. It is called from

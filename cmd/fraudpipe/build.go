@@ -15,6 +15,7 @@ import (
 	"github.com/fraudpipe/fraudpipe/pipeline/config"
 	"github.com/fraudpipe/fraudpipe/pipeline/window"
 	"github.com/fraudpipe/fraudpipe/scorers/enrich"
+	"github.com/fraudpipe/fraudpipe/scorers/remote"
 	"github.com/fraudpipe/fraudpipe/scorers/rules"
 	"github.com/fraudpipe/fraudpipe/scorers/terminal"
 	"github.com/fraudpipe/fraudpipe/scorers/velocity"
@@ -157,6 +158,11 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 		for _, f := range scorers {
 			if v, ok := f.(*velocity.Factory); ok {
 				if err := v.Register(out.registry); err != nil {
+					return nil, err
+				}
+			}
+			if r, ok := f.(*remote.Factory); ok {
+				if err := r.Register(out.registry); err != nil {
 					return nil, err
 				}
 			}

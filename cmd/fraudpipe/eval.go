@@ -32,6 +32,7 @@ fraud on a day from --known-since to D-DELAY-1 are dropped, as investigators kno
 	dropKnown := fs.Int("drop-known", -1, "drop cards known compromised with labels this many days late (-1: keep them)")
 	knownSince := fs.String("known-since", "", "first day whose frauds count as known, for --drop-known (default: the first day of the input)")
 	topK := fs.Int("top-k", 100, "K of card precision@K")
+	shadow := fs.Bool("shadow", false, "measure the challenger's shadow_score instead of the score (decision precision stays the decisions')")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ fraud on a day from --known-since to D-DELAY-1 are dropped, as investigators kno
 	}
 	r, err := evaluate(*decisions, labels, func(l label) bool {
 		return l.day >= fromDay && l.day < toDay && (known == nil || !known.At(l.card, l.day))
-	}, *topK)
+	}, *topK, *shadow)
 	if err != nil {
 		return err
 	}
@@ -173,7 +174,7 @@ func num(v float64) *float64 {
 }
 
 // evaluate reads the decisions, keeps those whose label passes keep, and computes the report.
-func evaluate(path string, labels map[string]label, keep func(label) bool, k int) (*evalReport, error) {
+func evaluate(path string, labels map[string]label, keep func(label) bool, k int, useShadow bool) (*evalReport, error) {
 	r := &evalReport{K: k}
 	var scores []float64
 	var ys []bool
@@ -183,6 +184,7 @@ func evaluate(path string, labels map[string]label, keep func(label) bool, k int
 		ID       string   `json:"id"`
 		Decision string   `json:"decision"`
 		Score    *float64 `json:"score"`
+		Shadow   *float64 `json:"shadow_score"`
 	}
 	n := 0
 	err := eachLine(path, func(line []byte) error {
@@ -190,9 +192,12 @@ func evaluate(path string, labels map[string]label, keep func(label) bool, k int
 		if len(strings.TrimSpace(string(line))) == 0 {
 			return nil
 		}
-		d.ID, d.Decision, d.Score = "", "", nil
+		d.ID, d.Decision, d.Score, d.Shadow = "", "", nil, nil
 		if err := json.Unmarshal(line, &d); err != nil {
 			return fmt.Errorf("%s: line %d: %v", path, n, err)
+		}
+		if useShadow {
+			d.Score = d.Shadow
 		}
 		out, ok := pipeline.ParseOutcome(d.Decision)
 		if !ok {

@@ -32,7 +32,8 @@ they were, so nothing is lost or posted twice.`, stdout)
 	if cfg.Source.Type == "file" && cfg.Source.Path == "" {
 		return fmt.Errorf("%s: source.path is required for source type file", *cfgPath)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger := newLogger(cfg.Log, stderr)
+	slog.SetDefault(logger)
 	out := outputs{
 		decisions:   cfg.Resolve(cfg.Output.Decisions.Path),
 		deadLetters: cfg.Resolve(cfg.Output.DeadLetters.Path),

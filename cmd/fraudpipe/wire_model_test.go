@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,8 +77,28 @@ func TestModelShadow(t *testing.T) {
 	if errOut != "" {
 		t.Fatal(errOut)
 	}
-	if !strings.Contains(d[0], `"score":0.9525741`) || strings.Contains(d[0], "model:score") || !strings.Contains(d[0], `"model":"shadow:sha256:`) {
+	if !strings.Contains(d[0], `"shadow_model":"sha256:`) || !strings.Contains(d[0], `"shadow_score":0.9525741`) ||
+		strings.Contains(d[0], `"score"`) || strings.Contains(d[0], "model:score") {
 		t.Errorf("shadow model acted or was not recorded: %s", d[0])
+	}
+}
+
+// TestChampionAndChallenger scores with the model (the champion) and a remote model server
+// in shadow (the challenger): the decision acts on the champion's score and records the
+// challenger's beside it.
+func TestChampionAndChallenger(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"score":0.42}`)
+	}))
+	defer srv.Close()
+	d, errOut := replayWith(t, "scoring:\n  model:\n    path: models/step.json\n  remote:\n    enabled: true\n    name: challenger\n    shadow: true\n    timeout: 2s\n    http: {url: \""+srv.URL+"\"}\n")
+	if errOut != "" {
+		t.Fatal(errOut)
+	}
+	for _, want := range []string{`"score":0.9525741`, `"model":"sha256:`, `"shadow_model":"remote:challenger"`, `"shadow_score":0.42`} {
+		if !strings.Contains(d[0], want) {
+			t.Errorf("decision lacks %s: %s", want, d[0])
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ type Config struct {
 	Scoring    Scoring    `yaml:"scoring" doc:"Features, rules and models that decide."`
 	Ledger     Ledger     `yaml:"ledger" doc:"The double-entry ledger that approved payments are posted to."`
 	Output     Output     `yaml:"output" doc:"Where decisions and dead letters go."`
+	Log        Log        `yaml:"log" doc:"What fraudpipe run logs, and how."`
 	Admin      Admin      `yaml:"admin" doc:"The HTTP endpoints operators scrape and probe (fraudpipe run only)."`
 	Checkpoint Checkpoint `yaml:"checkpoint" doc:"Checkpoints of fraudpipe run: state, source position and committed output, from which a restarted process resumes."`
 
@@ -45,6 +46,7 @@ type Scoring struct {
 	Velocity Velocity `yaml:"velocity" doc:"Per-card velocity features."`
 	Terminal Terminal `yaml:"terminal" doc:"Per-terminal counts and fraud rates from delayed feedback (the handbook's terminal risk features)."`
 	Rules    Rules    `yaml:"rules" doc:"CEL rules over the transaction and its features."`
+	Remote   Remote   `yaml:"remote" doc:"A model server that scores each transaction instead of (or as a shadow beside) the model (docs/scorers.md)."`
 	Model    Model    `yaml:"model" doc:"The tree model that scores each transaction, and what its score decides."`
 }
 
@@ -129,6 +131,12 @@ type Checkpoint struct {
 	Interval Duration `yaml:"interval" default:"10s" doc:"Time between checkpoints. A restarted process redoes at most this much work."`
 	Keep     int      `yaml:"keep" default:"3" doc:"Checkpoints kept; older ones are deleted after a new one is complete."`
 	S3       S3       `yaml:"s3" doc:"How to reach S3 when dir is an s3:// URL."`
+}
+
+// Log configures the process's log (standard error).
+type Log struct {
+	Format string `yaml:"format" default:"text" enum:"text,json" doc:"text: key=value lines for people; json: one JSON object a line for log pipelines."`
+	Level  string `yaml:"level" default:"info" enum:"debug,info,warn,error" doc:"The least severe level written. info is quiet in normal operation: start, stop, checkpoints restored, and problems."`
 }
 
 // Admin configures the operator endpoints.

@@ -112,7 +112,7 @@ func TestInterpolationErrors(t *testing.T) {
 		{"the value is then checked by its type", "engine:\n  partitions: ${P}\n", map[string]string{"P": "many"},
 			[]string{`t.yaml: line 2: engine.partitions: expected an integer, got "many"`}},
 		{"keys are not interpolated", "${K}: 1\n", map[string]string{"K": "engine"},
-			[]string{`t.yaml: line 1: field ${K} not recognized (valid fields: engine, windows, source, scoring, ledger, output, admin, checkpoint)`}},
+			[]string{`t.yaml: line 1: field ${K} not recognized (valid fields: engine, windows, source, scoring, ledger, output, log, admin, checkpoint)`}},
 		{"unterminated", "source:\n  path: ${HOME\n", nil,
 			[]string{`t.yaml: line 2: unterminated ${ (write $${ for a literal ${)`}},
 	}

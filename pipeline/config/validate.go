@@ -102,6 +102,7 @@ func (c *Config) validate() []Issue {
 	}
 
 	v.model(c.Scoring.Model)
+	v.remote(c.Scoring.Remote, c.Scoring.Model)
 
 	if en := c.Scoring.Enrich; en.Enabled {
 		v.positive("scoring.enrich.reload_every", en.ReloadEvery)

@@ -125,7 +125,7 @@ func (s *Scorer) Score(ev *pipeline.Eval) {
 		s.x[i] = float32(ev.Features[j])
 	}
 	p := f.cfg.Model.Predict(s.x)
-	ev.Score, ev.HasScore = p, true
+	ev.SetScore(p, f.cfg.Shadow)
 	if f.cfg.Shadow {
 		return
 	}

@@ -110,8 +110,8 @@ func TestScorerShadow(t *testing.T) {
 	}
 	ev := &pipeline.Eval{Features: make([]float64, schema.Len())}
 	s.Score(ev)
-	if !ev.HasScore || len(ev.Hits) != 0 {
-		t.Errorf("shadow: score %v (has %v), hits %v; want a score and no hits", ev.Score, ev.HasScore, ev.Hits)
+	if ev.HasScore || !ev.HasShadowScore || len(ev.Hits) != 0 {
+		t.Errorf("shadow: score %v (has %v), shadow score %v (has %v), hits %v; want only a shadow score", ev.Score, ev.HasScore, ev.ShadowScore, ev.HasShadowScore, ev.Hits)
 	}
 	if kind, v := f.Version(); kind != "model" || !strings.HasPrefix(v, "shadow:sha256:") {
 		t.Errorf("version %s %s", kind, v)
