@@ -49,6 +49,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pipeline/config
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./scorers/rules
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./scorers/model
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./scorers/lightgbm
+	$(GO) test -run '^$$' -fuzz '^FuzzParseScore$$' -fuzztime $(FUZZTIME) ./scorers/remote
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadFiles$$' -fuzztime $(FUZZTIME) ./scorers/enrich
+	$(GO) test -run '^$$' -fuzz '^FuzzTransactionsEndpoint$$' -fuzztime $(FUZZTIME) ./sources/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzCSV$$' -fuzztime $(FUZZTIME) ./sources/s3batch
+	$(GO) test -run '^$$' -fuzz '^FuzzNDJSON$$' -fuzztime $(FUZZTIME) ./sources/s3batch
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./sinks/audit
 
 bench:
 	scripts/bench
