@@ -30,29 +30,75 @@ type undo struct {
 	created        bool
 }
 
+// versionKey is the model and rules versions of a decision, a row of the versions table.
+type versionKey struct{ model, rules string }
+
+// newVersion is a row of the versions table that the current batch adds.
+type newVersion struct {
+	id  int64
+	key versionKey
+}
+
 // book is the decision logic that both stores share: it holds every account's balance and
 // limit in memory, decides each request of a batch there, and remembers what the batch
 // changed so that a failed write can be undone. A store only reads duplicates from its
 // database before decide and writes what decide chose after it.
 type book struct {
 	accounts     map[string]*account
-	nextSeq      int64 // of the next entry
-	nextRowid    int64 // of the next account
+	versions     map[versionKey]int64 // the versions table: (model, rules) -> id
+	nextSeq      int64                // of the next entry
+	nextRowid    int64                // of the next account
+	nextVersion  int64                // id of the next row of versions
 	gen          uint64
 	defaultLimit func(pipeline.Currency) int64
+	lastVersion  newVersion // the versions row version returned last ({0, ...}: none)
 
 	// scratch of the current batch
-	dups   map[string]struct{} // ids in the ledger already, and ids this batch posted
-	valid  []int               // indices of the well-formed requests, whose ids are looked up
-	posted []int               // indices of the requests this batch posts
-	seqs   []int64             // their entry sequence numbers
-	undo   []undo              // accounts this batch touched, each once, in first-touch order
-	seq0   int64
-	rowid0 int64
+	dups     map[string]uint64 // ids in the ledger already and ids this batch posted -> their entry's decision_seq (0: none)
+	valid    []int             // indices of the well-formed requests, whose ids are looked up
+	posted   []int             // indices of the requests this batch posts
+	seqs     []int64           // their entry sequence numbers
+	vers     []int64           // their versions ids (0: no model and no rules)
+	newVers  []newVersion      // the versions rows this batch adds
+	undo     []undo            // accounts this batch touched, each once, in first-touch order
+	seq0     int64
+	rowid0   int64
+	version0 int64
 }
 
 func newBook(defaultLimit func(pipeline.Currency) int64) book {
-	return book{accounts: make(map[string]*account), nextSeq: 1, nextRowid: 1, defaultLimit: defaultLimit}
+	return book{accounts: make(map[string]*account), versions: make(map[versionKey]int64),
+		nextSeq: 1, nextRowid: 1, nextVersion: 1, defaultLimit: defaultLimit}
+}
+
+// addVersion records a row of the versions table read at open.
+func (b *book) addVersion(id int64, model, rules string) {
+	b.versions[versionKey{model, rules}] = id
+	b.nextVersion = max(b.nextVersion, id+1)
+}
+
+// version returns the versions id of a request's model and rules, adding a row to the
+// batch when the pair is new; 0 when the request names neither.
+func (b *book) version(r *pipeline.PostRequest) int64 {
+	if r.Model == "" && r.Rules == "" {
+		return 0
+	}
+	k := versionKey{r.Model, r.Rules}
+	if b.lastVersion.id != 0 && b.lastVersion.key == k {
+		return b.lastVersion.id // most requests of a batch name the versions of the one before
+	}
+	if id, ok := b.versions[k]; ok {
+		b.lastVersion = newVersion{id, k}
+		return id
+	}
+	// The key outlives the request: copy the strings (see create).
+	k = versionKey{strings.Clone(r.Model), strings.Clone(r.Rules)}
+	id := b.nextVersion
+	b.nextVersion++
+	b.versions[k] = id
+	b.newVers = append(b.newVers, newVersion{id, k})
+	b.lastVersion = newVersion{id, k}
+	return id
 }
 
 // begin starts a batch: every request is marked skipped, the malformed ones rejected, and
@@ -60,11 +106,12 @@ func newBook(defaultLimit func(pipeline.Currency) int64) book {
 func (b *book) begin(reqs []pipeline.PostRequest) {
 	b.gen++
 	if b.dups == nil {
-		b.dups = make(map[string]struct{}, len(reqs))
+		b.dups = make(map[string]uint64, len(reqs))
 	}
 	clear(b.dups)
 	b.valid, b.posted, b.seqs, b.undo = b.valid[:0], b.posted[:0], b.seqs[:0], b.undo[:0]
-	b.seq0, b.rowid0 = b.nextSeq, b.nextRowid
+	b.vers, b.newVers = b.vers[:0], b.newVers[:0]
+	b.seq0, b.rowid0, b.version0 = b.nextSeq, b.nextRowid, b.nextVersion
 	for i := range reqs {
 		r := &reqs[i]
 		r.Status, r.Reason = pipeline.LedgerSkipped, ""
@@ -77,12 +124,23 @@ func (b *book) begin(reqs []pipeline.PostRequest) {
 }
 
 // decide decides every valid request in order, once b.dups holds the ids already in the
-// ledger, and assigns entry sequence numbers to the posted ones.
+// ledger with the decision_seq of their entries, and assigns entry sequence numbers and
+// versions to the posted ones.
+//
+// A request whose id has an entry is a repeat. When the entry's decision_seq is the
+// request's Seq, the repeat is the decision that posted the entry, replayed after a crash,
+// and it answers LedgerPosted as it did the first time; any other repeat is
+// LedgerDuplicate. Seq 0 identifies no decision (the zero value of PostRequest) and never
+// matches. Either way nothing is posted again.
 func (b *book) decide(reqs []pipeline.PostRequest, now int64) {
 	for _, i := range b.valid {
 		r := &reqs[i]
-		if _, dup := b.dups[r.TxID]; dup {
-			r.Status = pipeline.LedgerDuplicate
+		if seq, dup := b.dups[r.TxID]; dup {
+			if r.Seq != 0 && seq == r.Seq {
+				r.Status = pipeline.LedgerPosted
+			} else {
+				r.Status = pipeline.LedgerDuplicate
+			}
 			continue
 		}
 		if reason := b.apply(r, now); reason != "" {
@@ -90,9 +148,10 @@ func (b *book) decide(reqs []pipeline.PostRequest, now int64) {
 			continue
 		}
 		r.Status = pipeline.LedgerPosted
-		b.dups[r.TxID] = struct{}{}
+		b.dups[r.TxID] = r.Seq
 		b.posted = append(b.posted, i)
 		b.seqs = append(b.seqs, b.nextSeq)
+		b.vers = append(b.vers, b.version(r))
 		b.nextSeq++
 	}
 }
@@ -108,7 +167,12 @@ func (b *book) abort(reqs []pipeline.PostRequest) {
 		}
 	}
 	b.undo = b.undo[:0]
-	b.nextSeq, b.nextRowid = b.seq0, b.rowid0
+	for _, v := range b.newVers {
+		delete(b.versions, v.key)
+	}
+	b.lastVersion = newVersion{}
+	b.newVers = b.newVers[:0]
+	b.nextSeq, b.nextRowid, b.nextVersion = b.seq0, b.rowid0, b.version0
 	for i := range reqs {
 		reqs[i].Status, reqs[i].Reason = pipeline.LedgerSkipped, ""
 	}
@@ -216,11 +280,13 @@ func (b *book) ensure(id, currency string, kind Kind, limit, now int64) error {
 type writer interface {
 	// begin opens the database transaction of a batch.
 	begin(ctx context.Context) error
-	// lookupIDs adds to dups the ids of reqs[valid] that the ledger holds already.
-	lookupIDs(ctx context.Context, reqs []pipeline.PostRequest, valid []int, dups map[string]struct{}) error
+	// lookupIDs adds to dups the ids of reqs[valid] that the ledger holds already, each with
+	// the decision_seq of its entry (0 when it has none), in the same query.
+	lookupIDs(ctx context.Context, reqs []pipeline.PostRequest, valid []int, dups map[string]uint64) error
 	// write writes the batch: the entries b.posted (reverses, when not nil, gives the
-	// transaction id each reverses), their postings, the accounts b.undo created, and the
-	// new balance and limit of the other accounts b.undo touched.
+	// transaction id each reverses) with their decision_seq and b.vers, their postings,
+	// the versions rows b.newVers, the accounts b.undo created, and the new balance and
+	// limit of the other accounts b.undo touched.
 	write(ctx context.Context, reqs []pipeline.PostRequest, reverses []string, b *book, now int64) error
 	// commit commits the batch.
 	commit(ctx context.Context) error
@@ -260,7 +326,7 @@ func (c *core) postLocked(ctx context.Context, reqs []pipeline.PostRequest, reve
 	c.book.begin(reqs)
 	err := c.batch(ctx, reqs, reverses, pre)
 	if err == nil {
-		c.book.undo = c.book.undo[:0]
+		c.book.undo, c.book.newVers = c.book.undo[:0], c.book.newVers[:0]
 		return nil
 	}
 	// Undo the batch: the database transaction first, then memory.

@@ -23,6 +23,20 @@
 // the currency's system account "system:funding:" + code, so every currency still sums to
 // zero.
 //
+// # Provenance and repeats
+//
+// An entry that a decision posted records the decision: decision_seq, the engine's
+// sequence number of the event (PostRequest.Seq), and the model and rules versions that
+// decided (PostRequest.Model, Rules). The versions repeat for millions of entries, so an
+// entry holds version_id, a row of the small versions table (id, model, rules) that the
+// book keeps in memory; Export joins it back. A request whose transaction id has an entry
+// already posts nothing; it answers LedgerPosted when the entry's decision_seq is its Seq
+// (the same decision, replayed from a checkpoint after a crash: it was this decision that
+// posted the entry) and LedgerDuplicate otherwise (another event with the same id). Seq 0
+// identifies no decision and always answers LedgerDuplicate. The answer needs no query of
+// its own: the lookup of a batch's ids that finds the duplicates reads their
+// decision_seq too.
+//
 // # Two stores, one decision logic
 //
 // The decisions are made in memory by one piece of code that both stores share (book.go:
@@ -30,8 +44,9 @@
 // core runs a batch: begin, look up ids, decide, write, commit). A store only looks up
 // which ids it holds and writes what was decided: SQLiteStore (below) and PostgresStore
 // (OpenPostgres), which writes a batch on one pgx connection in one transaction: the
-// entries and postings by binary COPY, new accounts and balances as multi-row statements
-// from arrays, each row count checked; a duplicate id that got past the lookup fails the
+// entries and postings by binary COPY (the data encoded directly into one reused buffer,
+// pgcopy.go), new versions, new accounts and balances as multi-row statements from
+// arrays, each row count checked; a duplicate id that got past the lookup fails the
 // batch on the UNIQUE tx_id constraint.
 // Its schema is migrated on open from a versioned list (schema_migrations), and the writer
 // holds a PostgreSQL advisory lock so that a second writer fails at once. Verify, Stats,
@@ -42,13 +57,14 @@
 //
 // SQLiteStore (OpenSQLite) keeps the ledger in one SQLite file through the pure-Go
 // modernc.org/sqlite. The store is the file's single writer: it holds every account's
-// balance, limit and rowid in memory, loaded at open, decides each request there, and
-// writes a whole Post batch in one database transaction (group commit) with multi-row
-// statements of up to 256 rows: INSERT for entries, postings and new accounts, one UPDATE
-// by rowid for the balances of the other accounts the batch touched. Transaction ids are
-// not held in memory: duplicates are found with one indexed lookup per 256 ids of the
-// batch. Post returns after COMMIT; when the commit fails the in-memory balances are
-// restored and no request is reported posted.
+// balance, limit and rowid, and the versions, in memory, loaded at open, decides each
+// request there, and writes a whole Post batch in one database transaction (group
+// commit) with multi-row statements of up to 256 rows: INSERT for entries, postings and
+// new accounts, one UPDATE by rowid for the balances of the other accounts the batch
+// touched. Transaction ids are not held in memory: duplicates, with their decision_seq,
+// are found with one indexed lookup per 256 ids of the batch. Post returns after COMMIT;
+// when the commit fails the in-memory balances are restored and no request is reported
+// posted.
 //
 // The writer drives SQLite's C API (modernc.org/sqlite/lib) directly rather than through
 // database/sql, which on this path cost as much as SQLite itself; Verify and Stats read

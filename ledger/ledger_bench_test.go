@@ -8,17 +8,18 @@ import (
 	"github.com/fraudpipe/fraudpipe/pipeline"
 )
 
-// BenchmarkLedger posts batches of 1, 100, 1000 and 8000 fresh transactions on every
+// BenchmarkLedger posts batches of 1, 100, 1000, 8000 and 32000 fresh transactions on every
 // store (PostgreSQL when FRAUDPIPE_TEST_POSTGRES is set) with a hot-account mix: a
 // quarter of the payments go to one hot merchant, the rest to 10,000 merchants, from
-// 5,000 payers; every account exists already. One op is one posted request.
+// 5,000 payers; every account exists already. Each request names its decision (Seq) and
+// the model and rules versions, as the engine's do. One op is one posted request.
 func BenchmarkLedger(b *testing.B) {
 	bes := []backend{sqliteBackend}
 	if pgURL() != "" {
 		bes = append(bes, pgBackend)
 	}
 	for _, be := range bes {
-		for _, size := range []int{1, 100, 1000, 8000} {
+		for _, size := range []int{1, 100, 1000, 8000, 32000} {
 			b.Run(fmt.Sprintf("%s/batch=%d", be.name, size), func(b *testing.B) { benchmarkLedger(b, be, size) })
 		}
 	}
@@ -51,6 +52,7 @@ func benchmarkLedger(b *testing.B, be backend, batch int) {
 			reqs[i] = pipeline.PostRequest{
 				TxID: fmt.Sprintf("tx-%010d", seq), TS: 1_700_000_000_000 + int64(seq), Amount: 1 + rng.Int64N(50_000),
 				Currency: eur, Payer: payerIDs[rng.IntN(payers)], Payee: payee,
+				Seq: uint64(seq), Model: benchModel, Rules: benchRules,
 			}
 		}
 		return reqs[:n]
@@ -68,5 +70,5 @@ func benchmarkLedger(b *testing.B, be backend, batch int) {
 				b.Fatalf("request %d: %s %s", i, r[i].Status, r[i].Reason)
 			}
 		}
-	})
+	}, serverCPU(s))
 }

@@ -34,6 +34,26 @@ var pgMigrations = []string{
 		amount     bigint NOT NULL  -- signed minor units; an entry's postings sum to zero
 	);
 	CREATE INDEX postings_entry_seq ON postings(entry_seq);`,
+	// 2: decision provenance, as in SQLite's version 3: the decision's sequence number and
+	// its model and rules versions, by reference to the few pairs in versions. NULL for
+	// entries that no decision posted and for those posted before this version. Adding a
+	// nullable column rewrites nothing.
+	`CREATE TABLE versions (
+		id    integer PRIMARY KEY,
+		model text NOT NULL,  -- "" for none
+		rules text NOT NULL,  -- "" for none
+		UNIQUE (model, rules)
+	);
+	ALTER TABLE entries ADD COLUMN decision_seq bigint, ADD COLUMN version_id integer; -- versions.id`,
+	// 3: fewer index insertions a posting. The UNIQUE constraint on reverses indexed every
+	// entry, NULLs included: a partial index holds the reversals only. The B-tree on
+	// postings(entry_seq) took an insertion for every posting: postings are written in
+	// entry order, so a BRIN index (a summary per 16 pages) finds an entry's postings as
+	// well at almost no cost to write.
+	`ALTER TABLE entries DROP CONSTRAINT entries_reverses_key;
+	CREATE UNIQUE INDEX entries_reverses ON entries(reverses) WHERE reverses IS NOT NULL;
+	DROP INDEX postings_entry_seq;
+	CREATE INDEX postings_entry_seq ON postings USING brin (entry_seq) WITH (pages_per_range = 16, autosummarize = on);`,
 }
 
 // migrationLockKey, with the hash of the schema, serializes migrations between processes

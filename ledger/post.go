@@ -69,7 +69,7 @@ func (s *SQLiteStore) rollback() error {
 
 // lookupIDs copies the text values of the valid requests once into C memory, where the
 // statements of the batch bind them from, and adds to dups the ids the ledger holds.
-func (s *SQLiteStore) lookupIDs(ctx context.Context, reqs []pipeline.PostRequest, valid []int, dups map[string]struct{}) error {
+func (s *SQLiteStore) lookupIDs(ctx context.Context, reqs []pipeline.PostRequest, valid []int, dups map[string]uint64) error {
 	b := &s.batch
 	if cap(b.refs) < len(reqs) {
 		b.refs = make([]reqRefs, len(reqs))
@@ -109,7 +109,7 @@ func (s *SQLiteStore) lookupIDs(ctx context.Context, reqs []pipeline.PostRequest
 			if err != nil || !row {
 				return err
 			}
-			dups[st.columnText(0)] = struct{}{}
+			dups[st.columnText(0)] = uint64(st.columnInt64(1)) // NULL reads as 0
 		}
 	})
 }
@@ -124,6 +124,7 @@ const (
 	stmtPostings
 	stmtNewAccounts
 	stmtBalances
+	stmtVersions
 )
 
 type stmtKey struct {
@@ -141,14 +142,15 @@ var chunkSizes = []int{256, 64, 16, 4, 1}
 // SQLite needs no statement journal to undo one statement. Balances are updated by rowid,
 // which the store keeps in memory: integers only, and no lookup in the id index.
 var shapes = [...]struct{ head, row, tail string }{
-	stmtLookup: {"SELECT tx_id FROM entries WHERE tx_id IN (", "?", ")"},
-	stmtEntries: {"INSERT OR ROLLBACK INTO entries(seq, tx_id, ts, posted_at, currency, amount, reverses) VALUES ",
-		"(?,?,?,?,?,?,?)", ""},
+	stmtLookup: {"SELECT tx_id, decision_seq FROM entries WHERE tx_id IN (", "?", ")"},
+	stmtEntries: {"INSERT OR ROLLBACK INTO entries(seq, tx_id, ts, posted_at, currency, amount, reverses, decision_seq, version_id) VALUES ",
+		"(?,?,?,?,?,?,?,?,?)", ""},
 	stmtPostings: {"INSERT OR ROLLBACK INTO postings(entry_seq, account_id, amount) VALUES ", "(?,?,?)", ""},
 	stmtNewAccounts: {"INSERT OR ROLLBACK INTO accounts(rowid, id, currency, kind, credit_limit, balance, created_ts) VALUES ",
 		"(?,?,?,?,?,?,?)", ""},
 	stmtBalances: {"UPDATE OR ROLLBACK accounts SET balance = v.column2, credit_limit = v.column3 FROM (VALUES ", "(?,?,?)",
 		") AS v WHERE accounts.rowid = v.column1"},
+	stmtVersions: {"INSERT OR ROLLBACK INTO versions(id, model, rules) VALUES ", "(?,?,?)", ""},
 }
 
 func (s *SQLiteStore) stmt(kind stmtKind, rows int) (*rawStmt, error) {
@@ -201,6 +203,15 @@ func (b *binder) int(v int64) {
 	b.i++
 	if b.err == nil {
 		b.err = b.st.bindInt64(b.i, v)
+	}
+}
+
+// intOrNull binds v, or NULL when v is 0.
+func (b *binder) intOrNull(v int64) {
+	if v == 0 {
+		b.null()
+	} else {
+		b.int(v)
 	}
 }
 
@@ -270,6 +281,9 @@ func (s *SQLiteStore) write(ctx context.Context, reqs []pipeline.PostRequest, re
 			size += len(reverses[i])
 		}
 	}
+	for _, v := range bk.newVers {
+		size += len(v.key.model) + len(v.key.rules)
+	}
 	if err := text.reserve(s.w.tls, size); err != nil {
 		return err
 	}
@@ -293,6 +307,8 @@ func (s *SQLiteStore) write(ctx context.Context, reqs []pipeline.PostRequest, re
 		} else {
 			bd.null()
 		}
+		bd.intOrNull(int64(r.Seq)) // the bits of a uint64; 0 identifies no decision
+		bd.intOrNull(bk.vers[i])
 	}); err != nil {
 		return fmt.Errorf("insert entries: %w", err)
 	}
@@ -311,6 +327,17 @@ func (s *SQLiteStore) write(ctx context.Context, reqs []pipeline.PostRequest, re
 		}
 	}); err != nil {
 		return fmt.Errorf("insert postings: %w", err)
+	}
+	verRefs := make([][2]textRef, len(bk.newVers))
+	for i, v := range bk.newVers {
+		verRefs[i] = [2]textRef{text.add(v.key.model), text.add(v.key.rules)}
+	}
+	if err := s.execRows(ctx, stmtVersions, len(bk.newVers), func(bd *binder, i int) {
+		bd.int(bk.newVers[i].id)
+		bd.text(verRefs[i][0])
+		bd.text(verRefs[i][1])
+	}); err != nil {
+		return fmt.Errorf("insert versions: %w", err)
 	}
 	acctRefs := make([][3]textRef, len(b.newAccts))
 	for i, a := range b.newAccts {

@@ -35,41 +35,11 @@ type PostgresStore struct {
 	rd   reader
 
 	// scratch reused by Post, guarded by mu
-	ids []string
-	ec  entryColumns
-	pc  postingColumns
-	ac  accountColumns
-	bc  balanceColumns
+	ids  []string
+	cbuf copyBuf
+	ac   accountColumns
+	bc   balanceColumns
 }
-
-type entryColumns struct {
-	seq, ts, posted, amount []int64
-	txID, currency          []string
-	reverses                []*string
-}
-
-type postingColumns struct {
-	seq, amount []int64
-	account     []string
-	next        int // the row CopyFrom reads next
-	row         [3]any
-}
-
-// Next, Values and Err make postingColumns a pgx.CopyFromSource.
-func (p *postingColumns) Next() bool {
-	p.next++
-	return p.next <= len(p.seq)
-}
-
-// Values returns the current row.
-func (p *postingColumns) Values() ([]any, error) {
-	i := p.next - 1
-	p.row = [3]any{p.seq[i], p.account[i], p.amount[i]}
-	return p.row[:], nil
-}
-
-// Err reports no error: the rows are in memory.
-func (p *postingColumns) Err() error { return nil }
 
 type accountColumns struct {
 	id, currency, kind      []string
@@ -162,7 +132,7 @@ func (s *PostgresStore) open(ctx context.Context) error {
 	return s.load(ctx, pgQuerier{tx})
 }
 
-// load reads every account and the last entry sequence number.
+// load reads every account, the versions and the last entry sequence number.
 func (s *PostgresStore) load(ctx context.Context, q querier) error {
 	rows, err := q.Query(ctx, `SELECT id, currency, kind, credit_limit, balance, coalesce(created_ts, 0) FROM accounts`)
 	if err != nil {
@@ -180,6 +150,23 @@ func (s *PostgresStore) load(ctx context.Context, q querier) error {
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load accounts: %w", err)
+	}
+	rows.Close()
+	rows, err = q.Query(ctx, `SELECT id, model, rules FROM versions`)
+	if err != nil {
+		return fmt.Errorf("load versions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var model, rules string
+		if err := rows.Scan(&id, &model, &rules); err != nil {
+			return fmt.Errorf("load versions: %w", err)
+		}
+		s.book.addVersion(id, model, rules)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load versions: %w", err)
 	}
 	rows.Close()
 	var last int64
@@ -273,7 +260,7 @@ func (s *PostgresStore) begin(ctx context.Context) error {
 	return nil
 }
 
-func (s *PostgresStore) lookupIDs(ctx context.Context, reqs []pipeline.PostRequest, valid []int, dups map[string]struct{}) error {
+func (s *PostgresStore) lookupIDs(ctx context.Context, reqs []pipeline.PostRequest, valid []int, dups map[string]uint64) error {
 	s.ids = s.ids[:0]
 	for _, i := range valid {
 		s.ids = append(s.ids, reqs[i].TxID)
@@ -281,25 +268,27 @@ func (s *PostgresStore) lookupIDs(ctx context.Context, reqs []pipeline.PostReque
 	if len(s.ids) == 0 {
 		return nil
 	}
-	rows, err := s.tx.Query(ctx, `SELECT tx_id FROM entries WHERE tx_id = ANY($1)`, s.ids)
+	rows, err := s.tx.Query(ctx, `SELECT tx_id, coalesce(decision_seq, 0) FROM entries WHERE tx_id = ANY($1)`, s.ids)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id string
-		if err := rows.Scan(&id); err != nil {
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
 			return err
 		}
-		dups[id] = struct{}{}
+		dups[id] = uint64(seq)
 	}
 	return rows.Err()
 }
 
 // write copies the entries and their postings (binary COPY, the fastest way in: a
 // multi-row INSERT ... ON CONFLICT (tx_id) DO NOTHING of the entries cost three times as
-// much in BenchmarkLedger), then sends the account inserts and balance updates in one
-// round trip, as multi-row statements from arrays (unnest). It checks every row count.
+// much in BenchmarkLedger), then sends the versions and account inserts and the balance
+// updates in one round trip, as multi-row statements from arrays (unnest). It checks
+// every row count.
 //
 // Idempotency does not rest on ON CONFLICT: the batch's ids were looked up in the same
 // transaction, under the writer lock, so a duplicate never reaches COPY; if one did (a
@@ -307,28 +296,7 @@ func (s *PostgresStore) lookupIDs(ctx context.Context, reqs []pipeline.PostReque
 // batch, which is rolled back and may be retried: the outcome ON CONFLICT DO NOTHING with
 // a row-count check would give, where a silently skipped row is an error too.
 func (s *PostgresStore) write(ctx context.Context, reqs []pipeline.PostRequest, reverses []string, bk *book, now int64) error {
-	ec, pc, ac, bc := &s.ec, &s.pc, &s.ac, &s.bc
-	ec.seq, ec.ts, ec.posted, ec.amount = ec.seq[:0], ec.ts[:0], ec.posted[:0], ec.amount[:0]
-	ec.txID, ec.currency, ec.reverses = ec.txID[:0], ec.currency[:0], ec.reverses[:0]
-	pc.seq, pc.amount, pc.account, pc.next = pc.seq[:0], pc.amount[:0], pc.account[:0], 0
-	for j, i := range bk.posted {
-		r := &reqs[i]
-		seq := bk.seqs[j]
-		ec.seq = append(ec.seq, seq)
-		ec.txID = append(ec.txID, r.TxID)
-		ec.ts = append(ec.ts, r.TS)
-		ec.posted = append(ec.posted, now)
-		ec.currency = append(ec.currency, r.Currency.Code)
-		ec.amount = append(ec.amount, r.Amount)
-		var rev *string
-		if reverses != nil && reverses[i] != "" {
-			rev = &reverses[i]
-		}
-		ec.reverses = append(ec.reverses, rev)
-		pc.seq = append(pc.seq, seq, seq)
-		pc.account = append(pc.account, r.Payer, r.Payee)
-		pc.amount = append(pc.amount, -r.Amount, r.Amount)
-	}
+	ac, bc := &s.ac, &s.bc
 	ac.id, ac.currency, ac.kind, ac.limit, ac.balance, ac.created = ac.id[:0], ac.currency[:0], ac.kind[:0], ac.limit[:0], ac.balance[:0], ac.created[:0]
 	bc.id, bc.balance, bc.limit = bc.id[:0], bc.balance[:0], bc.limit[:0]
 	for _, u := range bk.undo {
@@ -349,12 +317,62 @@ func (s *PostgresStore) write(ctx context.Context, reqs []pipeline.PostRequest, 
 	if err := s.hook("postings"); err != nil {
 		return fmt.Errorf("insert postings: %w", err)
 	}
+	if n := len(bk.posted); n > 0 {
+		c := &s.cbuf
+		c.reset()
+		for j, i := range bk.posted {
+			r := &reqs[i]
+			c.row(9)
+			c.int8(bk.seqs[j])
+			c.text(r.TxID)
+			c.int8(r.TS)
+			c.int8(now)
+			c.text(r.Currency.Code)
+			c.int8(r.Amount)
+			if reverses != nil && reverses[i] != "" {
+				c.text(reverses[i])
+			} else {
+				c.null()
+			}
+			c.int8OrNull(int64(r.Seq)) // the bits of a uint64; 0 identifies no decision
+			c.int4OrNull(bk.vers[j])
+		}
+		if err := c.copyIn(ctx, s.conn.PgConn(), copyEntries, n); err != nil {
+			return fmt.Errorf("insert entries: %w", err)
+		}
+	}
+	if n := len(bk.posted); n > 0 {
+		c := &s.cbuf
+		c.reset()
+		for j, i := range bk.posted {
+			r := &reqs[i]
+			c.row(3)
+			c.int8(bk.seqs[j])
+			c.text(r.Payer)
+			c.int8(-r.Amount)
+			c.row(3)
+			c.int8(bk.seqs[j])
+			c.text(r.Payee)
+			c.int8(r.Amount)
+		}
+		if err := c.copyIn(ctx, s.conn.PgConn(), copyPostings, 2*n); err != nil {
+			return fmt.Errorf("insert postings: %w", err)
+		}
+	}
 	var b pgx.Batch
 	type check struct {
 		what string
 		want int
 	}
 	var checks []check
+	if n := len(bk.newVers); n > 0 {
+		ids, models, rules := make([]int64, n), make([]string, n), make([]string, n)
+		for i, v := range bk.newVers {
+			ids[i], models[i], rules[i] = v.id, v.key.model, v.key.rules
+		}
+		b.Queue(`INSERT INTO versions(id, model, rules) SELECT * FROM unnest($1::integer[], $2::text[], $3::text[])`, ids, models, rules)
+		checks = append(checks, check{"insert versions", n})
+	}
 	if n := len(ac.id); n > 0 {
 		b.Queue(`INSERT INTO accounts(id, currency, kind, credit_limit, balance, created_ts)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])`,
@@ -366,28 +384,6 @@ func (s *PostgresStore) write(ctx context.Context, reqs []pipeline.PostRequest, 
 			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, balance, lim) WHERE accounts.id = v.id`,
 			bc.id, bc.balance, bc.limit)
 		checks = append(checks, check{"update balances", n})
-	}
-	// The postings, the most rows, go by COPY (binary), before the other statements.
-	if n := len(ec.seq); n > 0 {
-		got, err := s.tx.CopyFrom(ctx, pgx.Identifier{"entries"}, []string{"seq", "tx_id", "ts", "posted_at", "currency", "amount", "reverses"},
-			pgx.CopyFromSlice(n, func(i int) ([]any, error) {
-				return []any{ec.seq[i], ec.txID[i], ec.ts[i], ec.posted[i], ec.currency[i], ec.amount[i], ec.reverses[i]}, nil
-			}))
-		if err != nil {
-			return fmt.Errorf("insert entries: %w", err)
-		}
-		if got != int64(n) {
-			return fmt.Errorf("insert entries: %d rows copied, want %d", got, n)
-		}
-	}
-	if n := len(pc.seq); n > 0 {
-		got, err := s.tx.CopyFrom(ctx, pgx.Identifier{"postings"}, []string{"entry_seq", "account_id", "amount"}, pc)
-		if err != nil {
-			return fmt.Errorf("insert postings: %w", err)
-		}
-		if got != int64(n) {
-			return fmt.Errorf("insert postings: %d rows copied, want %d", got, n)
-		}
 	}
 	if len(checks) == 0 {
 		return nil
@@ -407,6 +403,13 @@ func (s *PostgresStore) write(ctx context.Context, reqs []pipeline.PostRequest, 
 	}
 	return br.Close()
 }
+
+// The COPY statements of write; the column types are those copyBuf writes.
+const (
+	copyEntries = `COPY entries(seq, tx_id, ts, posted_at, currency, amount, reverses, decision_seq, version_id)
+		FROM STDIN (FORMAT binary)`
+	copyPostings = `COPY postings(entry_seq, account_id, amount) FROM STDIN (FORMAT binary)`
+)
 
 func (s *PostgresStore) commit(ctx context.Context) error {
 	tx := s.tx

@@ -232,6 +232,8 @@ type Violation string
 const (
 	// DuplicateTxID means a transaction id has two entries.
 	DuplicateTxID Violation = "duplicate_tx_id"
+	// UnknownVersion means an entry's version_id names no row of versions.
+	UnknownVersion Violation = "unknown_version"
 	// OrphanPosting means a posting's entry does not exist.
 	OrphanPosting Violation = "orphan_posting"
 	// UnknownAccount means a posting's account does not exist.
@@ -290,6 +292,8 @@ func (e *VerifyError) Error() string {
 	switch e.Violation {
 	case DuplicateTxID, DuplicateReversal:
 		fmt.Fprintf(&b, ": %d entries", e.Got)
+	case UnknownVersion:
+		fmt.Fprintf(&b, ": version_id %d is not in versions", e.Got)
 	case ReversalMismatch:
 		fmt.Fprintf(&b, ": original and reversal sum to %d, want 0", e.Got)
 	case UnbalancedEntry, CurrencyImbalance:
@@ -328,6 +332,9 @@ func (s *SQLiteStore) Verify(ctx context.Context) error { return s.rd.verify(ctx
 func (rd *reader) verify(ctx context.Context) error {
 	err := rd.view(ctx, true, func(tx, ptx querier) error {
 		if err := verifyUniqueIDs(ctx, tx); err != nil {
+			return err
+		}
+		if err := verifyVersions(ctx, tx); err != nil {
 			return err
 		}
 		revs, err := verifyLoadReversals(ctx, tx)
@@ -416,6 +423,22 @@ func verifyUniqueIDs(ctx context.Context, tx querier) error {
 		return fmt.Errorf("find duplicate ids: %w", err)
 	}
 	return &VerifyError{Violation: DuplicateTxID, Seq: seq, TxID: id, Got: n}
+}
+
+// verifyVersions finds the first entry whose version_id names no row of versions.
+func verifyVersions(ctx context.Context, tx querier) error {
+	var id string
+	var seq, version int64
+	err := queryRow(ctx, tx, `SELECT e.seq, e.tx_id, e.version_id FROM entries e WHERE e.version_id IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.id = e.version_id) ORDER BY e.seq LIMIT 1`, nil,
+		&seq, &id, &version)
+	switch {
+	case errors.Is(err, errNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("find unknown versions: %w", err)
+	}
+	return &VerifyError{Violation: UnknownVersion, Seq: seq, TxID: id, Got: version}
 }
 
 func verifyLoadAccounts(ctx context.Context, tx querier) (map[string]*verifyAccount, error) {

@@ -31,6 +31,19 @@ var migrations = []string{
 	// is reversed at most once.
 	`ALTER TABLE entries ADD COLUMN reverses TEXT;
 	CREATE UNIQUE INDEX IF NOT EXISTS entries_reverses ON entries(reverses) WHERE reverses IS NOT NULL;`,
+	// 3: decision provenance. decision_seq is the engine's sequence number of the decision
+	// that posted the entry; version_id names the model and rules versions that decided it,
+	// a row of versions, the few pairs that millions of entries repeat. Both are NULL for
+	// entries that no decision posted (reversals, opening balances) and for entries posted
+	// before this version.
+	`CREATE TABLE IF NOT EXISTS versions (
+		id    INTEGER PRIMARY KEY,
+		model TEXT NOT NULL, -- "" for none
+		rules TEXT NOT NULL, -- "" for none
+		UNIQUE (model, rules)
+	);
+	ALTER TABLE entries ADD COLUMN decision_seq INTEGER;
+	ALTER TABLE entries ADD COLUMN version_id INTEGER; -- versions.id`,
 }
 
 // migrate applies the migrations the database lacks, each in its own transaction.

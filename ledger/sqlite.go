@@ -264,7 +264,7 @@ func (s *SQLiteStore) open() error {
 	return nil
 }
 
-// load reads every account and the last entry sequence number.
+// load reads every account, the versions and the last entry sequence number.
 func (s *SQLiteStore) load() error {
 	err := s.w.query(`SELECT rowid, id, currency, kind, credit_limit, balance, coalesce(created_ts, 0) FROM accounts`,
 		func(r *rawStmt) error {
@@ -278,6 +278,13 @@ func (s *SQLiteStore) load() error {
 		})
 	if err != nil {
 		return fmt.Errorf("load accounts: %w", err)
+	}
+	err = s.w.query(`SELECT id, model, rules FROM versions`, func(r *rawStmt) error {
+		s.book.addVersion(r.columnInt64(0), r.columnText(1), r.columnText(2))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load versions: %w", err)
 	}
 	err = s.w.query(`SELECT coalesce(max(seq), 0) FROM entries`, func(r *rawStmt) error {
 		s.book.nextSeq = r.columnInt64(0) + 1
