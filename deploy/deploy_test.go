@@ -70,6 +70,21 @@ var knownMetrics = map[string]metricKind{
 	"fraudpipe_source_behind_seconds":                     gauge,
 	"fraudpipe_sink_items_total":                          counter,
 	"fraudpipe_build_info":                                gauge,
+	"fraudpipe_engine_feedback_total":                     counter,
+	"fraudpipe_ledger_chargebacks_total":                  counter,
+	"fraudpipe_api_requests_total":                        counter,
+	"fraudpipe_api_request_duration_seconds":              histogram,
+	"fraudpipe_enrich_file_entries":                       gauge,
+	"fraudpipe_enrich_file_reloads_total":                 counter,
+	"fraudpipe_enrich_file_reload_failures_total":         counter,
+	"fraudpipe_enrich_file_failing":                       gauge,
+	"fraudpipe_enrich_cards":                              gauge,
+	"fraudpipe_enrich_cards_expired_total":                counter,
+	"fraudpipe_enrich_cards_evicted_total":                counter,
+	"fraudpipe_remote_calls_total":                        counter,
+	"fraudpipe_remote_call_duration_seconds":              histogram,
+	"fraudpipe_remote_breaker_state":                      gauge,
+	"fraudpipe_remote_breaker_transitions_total":          counter,
 }
 
 // wantAlerts are the alerts docs/runbook.md describes; alerts.yml must define each.
@@ -84,11 +99,14 @@ var wantAlerts = []string{
 	"FraudpipeLedgerRejectsSpike",
 	"FraudpipeDeclineRateAnomaly",
 	"FraudpipeLedgerSlow",
+	"FraudpipeEnrichmentFileFailing",
+	"FraudpipeRemoteScorerBreakerOpen",
 }
 
 // wantRows are the dashboard's rows, in order.
 var wantRows = []string{
 	"Throughput", "Latency", "Lag", "Decisions", "Ledger", "Sinks", "Checkpoints", "State", "Dead letters",
+	"HTTP API", "Enrichment", "Remote scorer",
 }
 
 // promtool runs promtool with args and fails the test with its output when it fails.

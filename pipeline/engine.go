@@ -302,7 +302,7 @@ func (e *Engine) Run(ctx context.Context, src Source) error {
 		e.stats.CheckpointFailures = e.ckptFailures.Load()
 	}()
 
-	var nextSeq uint64
+	nextSeq := uint64(1) // 0 is no decision: the ledger stores it with each entry
 	var watermark int64 = math.MinInt64
 	nextID := uint64(1)
 	if e.store != nil {

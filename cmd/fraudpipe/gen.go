@@ -50,7 +50,20 @@ the same bytes. Each line carries a label {"fraud", "scenario"}.`, stdout)
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
 	began := time.Now()
-	sum, err := gen.Write(bw, o)
+	var report func(day, days int)
+	if isTerminal(stderr) && *out != "-" {
+		last := time.Time{}
+		report = func(day, days int) {
+			if now := time.Now(); now.Sub(last) >= 200*time.Millisecond {
+				last = now
+				fmt.Fprint(stderr, "\r\x1b[K"+dayProgress(day, days))
+			}
+		}
+	}
+	sum, err := gen.WriteProgress(bw, o, report)
+	if report != nil {
+		fmt.Fprint(stderr, "\r\x1b[K")
+	}
 	if err != nil {
 		return err
 	}

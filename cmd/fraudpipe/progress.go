@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -73,4 +74,18 @@ func progressLine(what string, read, size int64, elapsed time.Duration) string {
 		eta = (time.Duration(float64(elapsed)/frac) - elapsed).Round(time.Second).String()
 	}
 	return fmt.Sprintf("%s [%s] %3.0f%% %.0f/%.0f MiB, %.1f MiB/s, %s left", what, bar, frac*100, mb, float64(size)/(1<<20), rate, eta)
+}
+
+// dayProgress renders gen's progress: simulated days done of all.
+func dayProgress(day, days int) string {
+	frac := 0.0
+	if days > 0 {
+		frac = float64(day) / float64(days)
+	}
+	const width = 30
+	bar := []byte(strings.Repeat(" ", width))
+	for i := 0; i < int(frac*width) && i < width; i++ {
+		bar[i] = '#'
+	}
+	return fmt.Sprintf("gen [%s] %3.0f%% day %d of %d", bar, frac*100, day, days)
 }

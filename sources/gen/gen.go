@@ -143,10 +143,17 @@ func (s Summary) FraudRate() float64 {
 // Options are an error before anything is written; after a write error the Summary counts
 // the lines generated so far.
 func Write(w io.Writer, o Options) (Summary, error) {
+	return WriteProgress(w, o, nil)
+}
+
+// WriteProgress is Write that calls report, when not nil, with the simulated days begun
+// and the days in all, as the days go by (for a progress display).
+func WriteProgress(w io.Writer, o Options, report func(day, days int)) (Summary, error) {
 	g := New(o)
 	if g.err != nil {
 		return Summary{}, g.err
 	}
+	lastDay := -1
 	const flushAt = 64 << 10
 	buf := make([]byte, 0, flushAt+4096)
 	for {
@@ -156,6 +163,10 @@ func Write(w io.Writer, o Options) (Summary, error) {
 			break
 		}
 		buf = append(buf, '\n')
+		if report != nil && g.day != lastDay {
+			lastDay = g.day
+			report(g.day, o.Days)
+		}
 		if len(buf) >= flushAt {
 			if _, err := w.Write(buf); err != nil {
 				return g.sum, err
