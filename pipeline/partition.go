@@ -74,6 +74,7 @@ func (p *partition) process(ev *Event) {
 	}
 	e.Score, e.HasScore = 0, false
 	e.ShadowScore, e.HasShadowScore = 0, false
+	e.Rules = ""
 	e.Hits = e.Hits[:0]
 	for _, s := range p.scorers {
 		s.Score(e)
@@ -81,6 +82,9 @@ func (p *partition) process(ev *Event) {
 	d := &ev.Decision
 	d.Score, d.HasScore = e.Score, e.HasScore
 	d.Model, d.Rules = p.model, p.rules
+	if e.Rules != "" {
+		d.Rules = e.Rules
+	}
 	d.ShadowModel, d.ShadowScore, d.HasShadowScore = p.shadowModel, e.ShadowScore, e.HasShadowScore
 	d.Ledger = LedgerSkipped
 	d.Outcome = Approve

@@ -54,7 +54,10 @@ type Eval struct {
 	// shadow_score, never acted on.
 	ShadowScore    float64
 	HasShadowScore bool
-	Hits           []Hit
+	// Rules is the version of the rule set that decided, when a rules scorer sets it (rules
+	// reloaded while running); "" leaves the version the engine was built with.
+	Rules string
+	Hits  []Hit
 	// Late is set for a transaction later than the allowed lateness: scorers decide it from
 	// the state as it is and must not add it to their state.
 	Late bool

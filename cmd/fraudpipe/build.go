@@ -118,7 +118,7 @@ type stack struct {
 	ledger  pipeline.Ledger
 	sinks   []pipeline.Sink
 	dead    pipeline.Sink
-	ruleSet *rules.RuleSet
+	rules   pipeline.ScorerFactory // *rules.RuleSet, or *rules.Live for a file fraudpipe run reloads
 	enrich  *enrich.Factory
 }
 
@@ -128,6 +128,7 @@ type outputs struct {
 	deadLetters string
 	ledgerPath  string // overrides the config's ledger path when set
 	checkpoints pipeline.CheckpointStore
+	liveRules   bool // a rule file may be reloaded while running (fraudpipe run)
 	logger      *slog.Logger
 	metrics     *pipeline.Metrics
 	registry    prometheus.Registerer // where plug-ins register their metrics; nil: nowhere
@@ -168,10 +169,18 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 			}
 		}
 	}
-	if st.ruleSet, err = rulesFor(cfg, schema); err != nil {
-		return nil, err
+	if f := cfg.Scoring.Rules.File; f != "" && out.liveRules {
+		if st.rules, err = rules.NewLive(cfg.Resolve(f), schema, out.logger); err != nil {
+			return nil, err
+		}
+	} else {
+		rs, err := rulesFor(cfg, schema)
+		if err != nil {
+			return nil, err
+		}
+		st.rules = rs
 	}
-	scorers = append(scorers, st.ruleSet)
+	scorers = append(scorers, st.rules)
 
 	if st.ledger, err = openLedger(cfg, out.ledgerPath); err != nil {
 		return nil, err

@@ -5,8 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
+	"github.com/fraudpipe/fraudpipe/pipeline/config"
+	"github.com/fraudpipe/fraudpipe/scorers/rules"
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -38,6 +44,7 @@ they were, so nothing is lost or posted twice.`, stdout)
 		decisions:   cfg.Resolve(cfg.Output.Decisions.Path),
 		deadLetters: cfg.Resolve(cfg.Output.DeadLetters.Path),
 		logger:      logger,
+		liveRules:   true,
 	}
 	if cfg.Checkpoint.Enabled {
 		if out.checkpoints, err = openCheckpointStore(context.Background(), cfg); err != nil {
@@ -76,6 +83,8 @@ they were, so nothing is lost or posted twice.`, stdout)
 	if st.enrich != nil {
 		st.enrich.Start(context.Background()) // reload changed reference files while running
 	}
+	stopReload := reloadOnChange(cfg, st, logger)
+	defer stopReload()
 	env := sourceEnv{ctx: context.Background(), cfgPath: *cfgPath, logger: logger, registry: reg, schema: st.engine.Schema()}
 	if cfg.Output.Features {
 		env.output = st.engine.Schema().Names()
@@ -99,4 +108,34 @@ they were, so nothing is lost or posted twice.`, stdout)
 	}
 	writeSummary(stderr, "run", st.engine.Stats(), cfg.Output.DeadLetters.Path)
 	return nil
+}
+
+// reloadOnChange puts a changed rule file in force every scoring.rules.reload_every, and
+// reloads the rules and the enrichment files at once on SIGHUP. It returns the function
+// that stops it.
+func reloadOnChange(cfg *config.Config, st *stack, logger *slog.Logger) (stop func()) {
+	live, _ := st.rules.(*rules.Live)
+	ctx, cancel := context.WithCancel(context.Background())
+	if live != nil && cfg.Scoring.Rules.ReloadEvery > 0 {
+		go live.Watch(ctx, time.Duration(cfg.Scoring.Rules.ReloadEvery))
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading the rule file and the reference files")
+				if live != nil {
+					live.Reload()
+				}
+				if st.enrich != nil {
+					st.enrich.Reload()
+				}
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); cancel() }
 }

@@ -242,3 +242,64 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the demo's config does not lint: %s", errOut)
 	}
 }
+
+// TestRunReloadsRules changes the rule file of a running pipeline (the decision API, so
+// each answer shows the rules in force): SIGHUP puts the new rules in force at once, and a
+// broken file keeps them and is logged with its line.
+func TestRunReloadsRules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	review := "rules:\n  - id: big\n    description: a big payment\n    expr: tx.amount > 100.0\n    action: review\n"
+	os.WriteFile(rulesPath, []byte(review), 0o644)
+	cfg := filepath.Join(dir, "api.yaml")
+	os.WriteFile(cfg, []byte("source:\n  type: http\n  http: {listen: \""+addr+"\"}\nscoring:\n  model: {enabled: false}\n  rules: {file: rules.yaml, reload_every: 0s}\nledger: {driver: none}\ncheckpoint: {enabled: false}\n"), 0o644)
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	n := 0
+	decide := func() string {
+		n++
+		tx := fmt.Sprintf(`{"id":"r-%d","ts":"2026-11-25T10:00:00Z","card_id":"c%d","account_id":"a1","merchant_id":"m1","amount":"500.00","currency":"EUR"}`, n, n)
+		for deadline := time.Now().Add(time.Minute); ; {
+			resp, err := http.Post("http://"+addr+"/v1/transactions", "application/json", strings.NewReader(tx))
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("POST: %v\n%s", err, stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond) // polling interval while the server starts
+		}
+	}
+	if d := decide(); !strings.Contains(d, `"decision":"review"`) {
+		t.Fatalf("before the change: %s", d)
+	}
+	os.WriteFile(rulesPath, []byte(strings.Replace(review, "action: review", "action: decline", 1)), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, stderr, "rules reloaded")
+	if d := decide(); !strings.Contains(d, `"decision":"decline"`) {
+		t.Fatalf("after SIGHUP: %s", d)
+	}
+	os.WriteFile(rulesPath, []byte("rules:\n  - id: big\n    expr: tx.amount >\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, stderr, "rule file not reloaded")
+	if d := decide(); !strings.Contains(d, `"decision":"decline"`) {
+		t.Fatalf("after a broken file: %s", d)
+	}
+	if !strings.Contains(stderr.String(), "rules.yaml: line 2: rule big: action is required") {
+		t.Errorf("the log does not say where the file is broken:\n%s", stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+}

@@ -86,7 +86,8 @@ type Terminal struct {
 
 // Rules says where the rule set is.
 type Rules struct {
-	File string `yaml:"file" doc:"A YAML rule file; relative paths are relative to this config file. Empty: the built-in rule set."`
+	File        string   `yaml:"file" doc:"A YAML rule file; relative paths are relative to this config file. Empty: the built-in rule set."`
+	ReloadEvery Duration `yaml:"reload_every" default:"10s" doc:"fraudpipe run checks the rule file this often and puts a changed one in force atomically (SIGHUP checks at once); a file that does not compile keeps the rules in force and is logged with its line. 0s: never. Replay never reloads."`
 }
 
 // Ledger configures the ledger stage.
