@@ -150,7 +150,7 @@ func TestTestdataGood(t *testing.T) {
 	want.Windows.MaxEvents, want.Windows.TTL = 512, Duration(45*day)
 	want.Source.Type, want.Source.Path = "file", "/var/lib/fraudpipe/in/transactions.ndjson.gz"
 	want.Scoring.Velocity = Velocity{Enabled: true, NightStart: 22, NightEnd: 5}
-	want.Scoring.Rules = Rules{File: "rules/prod.yaml"}
+	want.Scoring.Rules = Rules{File: "rules/prod.yaml", ReloadEvery: Duration(10 * time.Second)}
 	want.Ledger.Path, want.Ledger.DefaultLimit = "/data/ledger.db", mustDecimal(t, "2500.50")
 	want.Ledger.BatchSize, want.Ledger.MaxDelay = 8192, Duration(2*time.Millisecond)
 	want.Output.Decisions, want.Output.Features = FileOutput{Path: "decisions.ndjson"}, true
