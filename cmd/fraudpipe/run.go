@@ -77,9 +77,6 @@ they were, so nothing is lost or posted twice.`, stdout)
 		st.close(context.Background())
 		return err
 	}
-	if adm != nil {
-		adm.ready.Store(true) // state restored, about to read
-	}
 	if st.enrich != nil {
 		st.enrich.Start(context.Background()) // reload changed reference files while running
 	}
@@ -95,6 +92,9 @@ they were, so nothing is lost or posted twice.`, stdout)
 		return err
 	}
 	defer src.Close()
+	if adm != nil {
+		adm.ready.Store(true) // state restored, source connected, about to read
+	}
 	if *cpuProfile != "" {
 		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {
