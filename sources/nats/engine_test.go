@@ -14,6 +14,7 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/pipeline/window"
+	"github.com/fraudpipe/fraudpipe/scorers/enrich"
 	"github.com/fraudpipe/fraudpipe/scorers/rules"
 	"github.com/fraudpipe/fraudpipe/scorers/velocity"
 	filesink "github.com/fraudpipe/fraudpipe/sinks/file"
@@ -76,6 +77,10 @@ func runEngine(t *testing.T, store pipeline.CheckpointStore, out string, src *wa
 	if err != nil {
 		t.Fatal(err)
 	}
+	en, err := enrich.New(enrich.Config{}, schema, nil) // the built-in rules read its features
+	if err != nil {
+		t.Fatal(err)
+	}
 	rs, err := rules.Default(schema)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +92,7 @@ func runEngine(t *testing.T, store pipeline.CheckpointStore, out string, src *wa
 	e, err := pipeline.NewEngine(pipeline.EngineOptions{
 		Config:      pipeline.EngineConfig{Partitions: 2, QueueBatches: 4, CheckpointEvery: 20 * time.Millisecond},
 		Schema:      schema,
-		Scorers:     []pipeline.ScorerFactory{vel, rs},
+		Scorers:     []pipeline.ScorerFactory{en, vel, rs},
 		Sinks:       []pipeline.Sink{sink},
 		Checkpoints: store,
 	})
