@@ -127,6 +127,9 @@ type arena struct {
 // ReadBatch returns up to the batch size of lines. The lines live in a buffer of their own
 // that is reused once the batch is acknowledged.
 func (s *Source) ReadBatch(ctx context.Context) ([]pipeline.Message, pipeline.AckFunc, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err // stopped: hand out nothing more
+	}
 	if s.done {
 		return nil, nil, pipeline.ErrEndOfInput
 	}

@@ -334,7 +334,11 @@ func (s *Source) start(ctx context.Context) error {
 		case g.msgs <- d:
 		case <-g.stop:
 		}
-	}, jetstream.PullMaxMessages(s.o.FetchBatch), jetstream.ConsumeErrHandler(onErr))
+	}, jetstream.PullMaxMessages(s.o.FetchBatch), jetstream.ConsumeErrHandler(onErr),
+		// A pull request expires and is renewed every few seconds, so a pull the server
+		// stopped serving (seen under heavy load) costs seconds, not the missed-heartbeat
+		// timeout.
+		jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("nats source %s: consume: %w", s.o.Name, err)
 	}
@@ -385,6 +389,9 @@ func (s *Source) ReadBatch(ctx context.Context) ([]pipeline.Message, pipeline.Ac
 	s.mu.Unlock()
 	if closed {
 		return nil, nil, errors.New("nats source: read after Close")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err // stopped: hand out nothing more
 	}
 	// The engine keeps the slice (with checkpoints nothing says when it is done with it),
 	// so size it by what is waiting rather than by the largest batch.
