@@ -23,7 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
+	"strings"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
@@ -75,9 +75,10 @@ type Scorer struct {
 	horizon  int64   // delay + the longest window: older entries are dropped
 	features []int   // count indices then risk indices
 
-	terms    map[key]int32 // index in list
-	list     []*term       // terminals by index; nil where freed
-	free     []int32       // freed indices of list
+	terms    map[string]int32 // terminal id → index in list
+	merch    map[string]int32 // merchant id (a transaction without terminal) → index in list
+	list     []*term          // terminals by index; nil where freed
+	free     []int32          // freed indices of list
 	byID     map[uint64]ref
 	maxTS    int64 // newest event time added
 	nextTrim int64 // event time of the next sweep over every terminal
@@ -97,7 +98,8 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Scorer, error) {
 	}
 	s := &Scorer{
 		delay: cfg.Delay.Milliseconds(),
-		terms: map[key]int32{},
+		terms: map[string]int32{},
+		merch: map[string]int32{},
 		byID:  map[uint64]ref{},
 	}
 	for i, w := range cfg.Windows {
@@ -152,12 +154,12 @@ func idHash(id string) uint64 {
 
 // Score writes the features of tx into dst and adds tx to its terminal's history.
 func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
-	k := key{id: tx.TerminalID}
-	if k.id == "" {
-		k = key{merchant: true, id: tx.MerchantID}
+	keys, id := s.terms, tx.TerminalID
+	if id == "" {
+		keys, id = s.merch, tx.MerchantID
 	}
 	var t *term
-	ti, known := s.terms[k]
+	ti, known := keys[id]
 	if known {
 		t = s.list[ti]
 	}
@@ -183,17 +185,17 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 	if late {
 		return
 	}
-	id := idHash(tx.ID)
-	if _, seen := s.byID[id]; seen {
+	h := idHash(tx.ID)
+	if _, seen := s.byID[h]; seen {
 		return // a redelivery: counted once
 	}
 	if t == nil {
 		t = &term{}
 		ti = s.alloc(t)
-		s.terms[key{merchant: k.merchant, id: clone(k.id)}] = ti
+		keys[clone(id)] = ti
 	}
-	t.add(entry{ts: tx.TS, id: id})
-	s.byID[id] = ref{t: ti, ts: tx.TS}
+	t.add(entry{ts: tx.TS, id: h})
+	s.byID[h] = ref{t: ti, ts: tx.TS}
 	if tx.TS > s.maxTS {
 		s.maxTS = tx.TS
 	}
@@ -204,6 +206,14 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 }
 
 func clone(s string) string { return string([]byte(s)) }
+
+// indexOf returns the list index of a key.
+func (s *Scorer) indexOf(k key) int32 {
+	if k.merchant {
+		return s.merch[k.id]
+	}
+	return s.terms[k.id]
+}
 
 // alloc gives t an index in list.
 func (s *Scorer) alloc(t *term) int32 {
@@ -219,11 +229,30 @@ func (s *Scorer) alloc(t *term) int32 {
 
 // upper returns the number of entries with ts <= x.
 func upper(es []entry, x int64) int {
-	return sort.Search(len(es), func(i int) bool { return es[i].ts > x })
+	lo, hi := 0, len(es)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if es[m].ts <= x {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
+// upperTS returns the number of times in ts that are <= x.
 func upperTS(ts []int64, x int64) int {
-	return sort.Search(len(ts), func(i int) bool { return ts[i] > x })
+	lo, hi := 0, len(ts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if ts[m] <= x {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // add inserts e in event-time order (appending, for an in-order stream).
@@ -240,28 +269,31 @@ func (t *term) add(e entry) {
 // trim drops t's entries older than the horizon behind the newest event time.
 func (s *Scorer) trim(t *term) {
 	cut := s.maxTS - s.horizon
+	if len(t.entries) == 0 || t.entries[0].ts > cut {
+		return // nothing has aged out: the usual case
+	}
 	n := 0
 	for n < len(t.entries) && t.entries[n].ts <= cut {
 		delete(s.byID, t.entries[n].id)
 		n++
 	}
-	if n > 0 {
-		t.entries = slices.Delete(t.entries, 0, n)
-	}
+	t.entries = t.entries[n:] // the array's front is reclaimed when append reallocates
 	if m := upperTS(t.frauds, cut); m > 0 {
-		t.frauds = slices.Delete(t.frauds, 0, m)
+		t.frauds = t.frauds[m:]
 	}
 }
 
 // sweep trims every terminal, once a day of event time, so idle terminals are forgotten.
 func (s *Scorer) sweep() {
-	for k, i := range s.terms {
-		t := s.list[i]
-		s.trim(t)
-		if len(t.entries) == 0 {
-			delete(s.terms, k)
-			s.list[i] = nil
-			s.free = append(s.free, i)
+	for _, keys := range []map[string]int32{s.terms, s.merch} {
+		for k, i := range keys {
+			t := s.list[i]
+			s.trim(t)
+			if len(t.entries) == 0 {
+				delete(keys, k)
+				s.list[i] = nil
+				s.free = append(s.free, i)
+			}
 		}
 	}
 	s.nextTrim = s.maxTS + day.Milliseconds()
@@ -297,9 +329,12 @@ func (s *Scorer) Snapshot() ([]byte, error) {
 	b = binary.AppendVarint(b, s.maxTS)
 	b = binary.AppendVarint(b, s.nextTrim)
 	b = binary.AppendVarint(b, s.unknownFeedback)
-	keys := make([]key, 0, len(s.terms))
+	keys := make([]key, 0, len(s.terms)+len(s.merch))
 	for k := range s.terms {
-		keys = append(keys, k)
+		keys = append(keys, key{id: k})
+	}
+	for k := range s.merch {
+		keys = append(keys, key{merchant: true, id: k})
 	}
 	slices.SortFunc(keys, func(a, b key) int {
 		if a.merchant != b.merchant {
@@ -308,17 +343,11 @@ func (s *Scorer) Snapshot() ([]byte, error) {
 			}
 			return -1
 		}
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
+		return strings.Compare(a.id, b.id)
 	})
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
-		t := s.list[s.terms[k]]
+		t := s.list[s.indexOf(k)]
 		if k.merchant {
 			b = append(b, 1)
 		} else {
@@ -367,7 +396,7 @@ func (s *Scorer) Restore(data []byte) error {
 		d = d[n:]
 		return v
 	}
-	s.terms, s.byID, s.list, s.free = map[key]int32{}, map[uint64]ref{}, nil, nil
+	s.terms, s.merch, s.byID, s.list, s.free = map[string]int32{}, map[string]int32{}, map[uint64]ref{}, nil, nil
 	s.maxTS, s.nextTrim, s.unknownFeedback = varint(), varint(), varint()
 	nk := uvarint()
 	for range nk {
@@ -403,7 +432,11 @@ func (s *Scorer) Restore(data []byte) error {
 				t.frauds = append(t.frauds, e.ts)
 			}
 		}
-		s.terms[k] = ti
+		if k.merchant {
+			s.merch[k.id] = ti
+		} else {
+			s.terms[k.id] = ti
+		}
 	}
 	if d == nil || len(d) != 0 {
 		return errBad
