@@ -7,10 +7,10 @@ import (
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/fraudpipe/fraudpipe/pipeline/awsconf"
 )
 
 // SageMaker content types.
@@ -79,17 +79,10 @@ func NewSageMaker(ctx context.Context, o SageMakerOptions) (*SageMaker, error) {
 	}
 	s := &SageMaker{o: o, client: o.Client}
 	if s.client == nil {
-		var opts []func(*awsconfig.LoadOptions) error
-		if o.Region != "" {
-			opts = append(opts, awsconfig.WithRegion(o.Region))
-		}
-		if o.AccessKeyID != "" {
-			opts = append(opts, awsconfig.WithCredentialsProvider(
-				credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretAccessKey, o.SessionToken)))
-		}
-		cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+		cfg, err := awsconf.Load(ctx, "remote scorer: sagemaker", awsconf.Static{
+			Region: o.Region, AccessKeyID: o.AccessKeyID, SecretAccessKey: o.SecretAccessKey, SessionToken: o.SessionToken})
 		if err != nil {
-			return nil, fmt.Errorf("remote scorer: sagemaker: load AWS config: %w", err)
+			return nil, err
 		}
 		if cfg.Region == "" {
 			if o.Endpoint == "" {

@@ -26,12 +26,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
+	"github.com/fraudpipe/fraudpipe/pipeline/awsconf"
 )
 
 // Defaults of Options.
@@ -143,17 +142,10 @@ func (o *Options) defaults() error {
 // NewClient builds a Kinesis client: static credentials when accessKeyID is set, else the
 // standard AWS chain; endpoint, when set, replaces the AWS endpoint.
 func NewClient(ctx context.Context, region, endpoint, accessKeyID, secretAccessKey, sessionToken string) (*kinesis.Client, error) {
-	var opts []func(*awsconfig.LoadOptions) error
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
-	}
-	if accessKeyID != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, sessionToken)))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconf.Load(ctx, "kinesis", awsconf.Static{
+		Region: region, AccessKeyID: accessKeyID, SecretAccessKey: secretAccessKey, SessionToken: sessionToken})
 	if err != nil {
-		return nil, fmt.Errorf("kinesis: load AWS config: %w", err)
+		return nil, err
 	}
 	if cfg.Region == "" {
 		if endpoint == "" {

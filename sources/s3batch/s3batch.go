@@ -18,12 +18,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
+	"github.com/fraudpipe/fraudpipe/pipeline/awsconf"
 )
 
 // Defaults of Options.
@@ -192,17 +191,10 @@ func ParseURL(rawURL string) (bucket, prefix string, err error) {
 // chain unless static credentials are given, and an endpoint override for S3-compatible
 // servers.
 func newClient(ctx context.Context, o Options) (*s3.Client, error) {
-	var opts []func(*awsconfig.LoadOptions) error
-	if o.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(o.Region))
-	}
-	if o.AccessKeyID != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretAccessKey, o.SessionToken)))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconf.Load(ctx, "s3batch", awsconf.Static{
+		Region: o.Region, AccessKeyID: o.AccessKeyID, SecretAccessKey: o.SecretAccessKey, SessionToken: o.SessionToken})
 	if err != nil {
-		return nil, fmt.Errorf("s3batch: aws config: %w", err)
+		return nil, err
 	}
 	return s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if o.Endpoint != "" {
