@@ -21,11 +21,9 @@ type Config struct {
 // Factory builds the LightGBM scorer of each partition. It maps the model's features, by
 // name, onto the engine's feature schema.
 type Factory struct {
-	cfg      Config
-	index    []int  // the schema index of each model feature
-	review   string // "model:score>=<review threshold>"
-	decline  string
-	scoreIdx int // the schema index of model_score, -1 for a shadow model
+	cfg    Config
+	index  []int // the schema index of each model feature
+	policy *model.Policy
 }
 
 // New checks that every feature the model reads is in schema (declared by the scorers that
@@ -34,15 +32,7 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Factory, error) {
 	if cfg.Model == nil {
 		return nil, fmt.Errorf("lightgbm: no model")
 	}
-	if cfg.Review.Value > cfg.Decline.Value {
-		return nil, fmt.Errorf("lightgbm: review threshold %s is above the decline threshold %s", cfg.Review.Text, cfg.Decline.Text)
-	}
-	f := &Factory{
-		cfg:      cfg,
-		review:   "model:score>=" + cfg.Review.Text,
-		decline:  "model:score>=" + cfg.Decline.Text,
-		scoreIdx: -1,
-	}
+	f := &Factory{cfg: cfg}
 	var missing []string
 	for _, name := range cfg.Model.FeatureNames() {
 		i, ok := schema.Index(name)
@@ -55,24 +45,17 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Factory, error) {
 		return nil, fmt.Errorf("lightgbm model %s reads features the engine does not compute: %s (the engine computes: %s)",
 			cfg.Model.Version(), strings.Join(missing, ", "), strings.Join(schema.Names(), ", "))
 	}
-	if !cfg.Shadow {
-		i, err := schema.Declare(model.ScoreFeature)
-		if err != nil {
-			return nil, fmt.Errorf("lightgbm: %w", err)
-		}
-		f.scoreIdx = i
+	p, err := model.NewPolicy("lightgbm", cfg.Review, cfg.Decline, cfg.Shadow, schema)
+	if err != nil {
+		return nil, err
 	}
+	f.policy = p
 	return f, nil
 }
 
 // Version reports the model's version for the decisions' model field; a shadow model's is
 // prefixed with "shadow:".
-func (f *Factory) Version() (kind, version string) {
-	if f.cfg.Shadow {
-		return "model", "shadow:" + f.cfg.Model.Version()
-	}
-	return "model", f.cfg.Model.Version()
-}
+func (f *Factory) Version() (kind, version string) { return f.policy.Version(f.cfg.Model.Version()) }
 
 // NewScorer returns one partition's scorer, with its own scratch space.
 func (f *Factory) NewScorer(int) (pipeline.Scorer, error) {
@@ -94,16 +77,5 @@ func (s *Scorer) Score(ev *pipeline.Eval) {
 		s.x[i] = ev.Features[j]
 	}
 	m := f.cfg.Model
-	p := m.prob(m.margin(s.x, s.out))
-	ev.SetScore(p, f.cfg.Shadow)
-	if f.cfg.Shadow {
-		return
-	}
-	ev.Features[f.scoreIdx] = p
-	switch {
-	case p >= f.cfg.Decline.Value:
-		ev.Hits = append(ev.Hits, pipeline.Hit{Outcome: pipeline.Decline, Reason: f.decline})
-	case p >= f.cfg.Review.Value:
-		ev.Hits = append(ev.Hits, pipeline.Hit{Outcome: pipeline.Review, Reason: f.review})
-	}
+	f.policy.Apply(ev, m.prob(m.margin(s.x, s.out)))
 }

@@ -45,12 +45,10 @@ type Config struct {
 // Factory builds the model scorer of each partition. It maps the model's features, by name,
 // onto the engine's feature schema.
 type Factory struct {
-	cfg      Config
-	index    []int    // the schema index of each model feature
-	explain  []string // "model:<feature>" for each model feature
-	review   string   // "model:score>=<review threshold>"
-	decline  string
-	scoreIdx int // the schema index of model_score, -1 for a shadow model
+	cfg     Config
+	index   []int    // the schema index of each model feature
+	explain []string // "model:<feature>" for each model feature
+	policy  *Policy
 }
 
 // New checks that every feature the model reads is in schema (declared by the scorers that
@@ -59,18 +57,10 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Factory, error) {
 	if cfg.Model == nil {
 		return nil, fmt.Errorf("model: no model")
 	}
-	if cfg.Review.Value > cfg.Decline.Value {
-		return nil, fmt.Errorf("model: review threshold %s is above the decline threshold %s", cfg.Review.Text, cfg.Decline.Text)
-	}
 	if cfg.ExplainTop < 0 {
 		return nil, fmt.Errorf("model: explain_top %d is negative", cfg.ExplainTop)
 	}
-	f := &Factory{
-		cfg:      cfg,
-		review:   "model:score>=" + cfg.Review.Text,
-		decline:  "model:score>=" + cfg.Decline.Text,
-		scoreIdx: -1,
-	}
+	f := &Factory{cfg: cfg}
 	var missing []string
 	for _, name := range cfg.Model.FeatureNames() {
 		i, ok := schema.Index(name)
@@ -84,24 +74,17 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Factory, error) {
 		return nil, fmt.Errorf("model %s reads features the engine does not compute: %s (the engine computes: %s)",
 			cfg.Model.Version(), strings.Join(missing, ", "), strings.Join(schema.Names(), ", "))
 	}
-	if !cfg.Shadow {
-		i, err := schema.Declare(ScoreFeature)
-		if err != nil {
-			return nil, fmt.Errorf("model: %w", err)
-		}
-		f.scoreIdx = i
+	p, err := NewPolicy("model", cfg.Review, cfg.Decline, cfg.Shadow, schema)
+	if err != nil {
+		return nil, err
 	}
+	f.policy = p
 	return f, nil
 }
 
 // Version reports the model's version for the decisions' model field; a shadow model's is
 // prefixed with "shadow:".
-func (f *Factory) Version() (kind, version string) {
-	if f.cfg.Shadow {
-		return "model", "shadow:" + f.cfg.Model.Version()
-	}
-	return "model", f.cfg.Model.Version()
-}
+func (f *Factory) Version() (kind, version string) { return f.policy.Version(f.cfg.Model.Version()) }
 
 // NewScorer returns one partition's scorer, with its own scratch space.
 func (f *Factory) NewScorer(int) (pipeline.Scorer, error) {
@@ -124,21 +107,8 @@ func (s *Scorer) Score(ev *pipeline.Eval) {
 	for i, j := range f.index {
 		s.x[i] = float32(ev.Features[j])
 	}
-	p := f.cfg.Model.Predict(s.x)
-	ev.SetScore(p, f.cfg.Shadow)
-	if f.cfg.Shadow {
-		return
-	}
-	ev.Features[f.scoreIdx] = p
-	var out pipeline.Outcome
-	switch {
-	case p >= f.cfg.Decline.Value:
-		out = pipeline.Decline
-		ev.Hits = append(ev.Hits, pipeline.Hit{Outcome: out, Reason: f.decline})
-	case p >= f.cfg.Review.Value:
-		out = pipeline.Review
-		ev.Hits = append(ev.Hits, pipeline.Hit{Outcome: out, Reason: f.review})
-	default:
+	out := f.policy.Apply(ev, f.cfg.Model.Predict(s.x))
+	if out == pipeline.Approve {
 		return
 	}
 	for _, i := range s.explain() {

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -121,19 +120,17 @@ type Config struct {
 // Factory builds the remote scorer of each partition. Its breaker and counters are shared
 // by the partitions.
 type Factory struct {
-	cfg      Config
-	names    []string
-	index    []int // the schema index of each feature sent
-	review   string
-	decline  string
-	scoreIdx int // the schema index of model_score, -1 for a shadow scorer
-	version  string
-	breaker  *breaker
-	counts   [numResults]atomic.Int64
-	nanos    atomic.Int64 // time spent in calls
-	changes  [3]atomic.Int64
-	lastErr  atomic.Pointer[string]
-	metrics  *metrics
+	cfg     Config
+	names   []string
+	index   []int // the schema index of each feature sent
+	policy  *model.Policy
+	version string
+	breaker *breaker
+	counts  [numResults]atomic.Int64
+	nanos   atomic.Int64 // time spent in calls
+	changes [3]atomic.Int64
+	lastErr atomic.Pointer[string]
+	metrics *metrics
 }
 
 // New checks that every feature to send is in schema (declared by the scorers that run
@@ -144,9 +141,6 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Factory, error) {
 	}
 	if cfg.Caller == nil {
 		return nil, fmt.Errorf("remote scorer %s: no model server to call", cfg.Name)
-	}
-	if cfg.Review.Value > cfg.Decline.Value {
-		return nil, fmt.Errorf("remote scorer %s: review threshold %s is above the decline threshold %s", cfg.Name, cfg.Review.Text, cfg.Decline.Text)
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("remote scorer %s: timeout %v is negative", cfg.Name, cfg.Timeout)
@@ -164,12 +158,9 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Factory, error) {
 		cfg.now = time.Now
 	}
 	f := &Factory{
-		cfg:      cfg,
-		review:   "model:score>=" + cfg.Review.Text,
-		decline:  "model:score>=" + cfg.Decline.Text,
-		scoreIdx: -1,
-		version:  "remote:" + cfg.Name,
-		metrics:  newMetrics(cfg.Name),
+		cfg:     cfg,
+		version: "remote:" + cfg.Name,
+		metrics: newMetrics(cfg.Name),
 	}
 	if cfg.Shadow {
 		f.version = "shadow:" + f.version
@@ -195,13 +186,11 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Factory, error) {
 		return nil, fmt.Errorf("remote scorer %s sends features the engine does not compute: %s (the engine computes: %s)",
 			cfg.Name, strings.Join(missing, ", "), strings.Join(schema.Names(), ", "))
 	}
-	if !cfg.Shadow {
-		i, err := schema.Declare(model.ScoreFeature)
-		if err != nil {
-			return nil, fmt.Errorf("remote scorer %s: %w", cfg.Name, err)
-		}
-		f.scoreIdx = i
+	p, err := model.NewPolicy("remote scorer "+cfg.Name, cfg.Review, cfg.Decline, cfg.Shadow, schema)
+	if err != nil {
+		return nil, err
 	}
+	f.policy = p
 	f.breaker = newBreaker(cfg.Breaker, f.stateChanged)
 	return f, nil
 }
@@ -256,25 +245,15 @@ func (s *Scorer) Score(ev *pipeline.Eval) {
 		if f.cfg.Shadow {
 			return
 		}
-		ev.Features[f.scoreIdx] = math.NaN() // no score: a rule on model_score does not fire
-		out := pipeline.Approve              // a tag
+		f.policy.Missing(ev)    // no score: a rule on model_score does not fire
+		out := pipeline.Approve // a tag
 		if f.cfg.Fallback == FailClosed {
 			out = pipeline.Review
 		}
 		ev.Hits = append(ev.Hits, pipeline.Hit{Outcome: out, Reason: ReasonUnavailable})
 		return
 	}
-	ev.SetScore(p, f.cfg.Shadow)
-	if f.cfg.Shadow {
-		return
-	}
-	ev.Features[f.scoreIdx] = p
-	switch {
-	case p >= f.cfg.Decline.Value:
-		ev.Hits = append(ev.Hits, pipeline.Hit{Outcome: pipeline.Decline, Reason: f.decline})
-	case p >= f.cfg.Review.Value:
-		ev.Hits = append(ev.Hits, pipeline.Hit{Outcome: pipeline.Review, Reason: f.review})
-	}
+	f.policy.Apply(ev, p)
 }
 
 // Call results, the values of fraudpipe_remote_calls_total's result label.
