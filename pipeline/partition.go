@@ -23,6 +23,7 @@ type partition struct {
 	reviews     []string
 	crossIdx    []int // where the ordered scorers' features go in eval.Features
 	shadowModel string
+	observers   []DecisionObserver // the scorers that learn each decision
 }
 
 func newPartition(id int, e *Engine) (*partition, error) {
@@ -41,6 +42,9 @@ func newPartition(id int, e *Engine) (*partition, error) {
 			return nil, err
 		}
 		p.scorers = append(p.scorers, s)
+		if o, ok := s.(DecisionObserver); ok {
+			p.observers = append(p.observers, o)
+		}
 	}
 	p.eval.Features = make([]float64, e.schema.Len())
 	return p, nil
@@ -109,6 +113,11 @@ func (p *partition) process(ev *Event) {
 		r = append(r, p.reviews...)
 		r = append(r, p.reasons...)
 		d.Reasons = r
+	}
+	if !e.Late {
+		for _, o := range p.observers {
+			o.Decided(e, d.Outcome)
+		}
 	}
 	if p.keep {
 		ev.Features = append([]float64(nil), e.Features...)

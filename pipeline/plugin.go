@@ -134,6 +134,13 @@ type Responder interface {
 	Respond(events []Event)
 }
 
+// DecisionObserver is implemented by scorers that keep state about decisions (a card's
+// recent declines): the partition calls Decided after each transaction's decision is made
+// from the hits, from the partition's goroutine, never for a late transaction.
+type DecisionObserver interface {
+	Decided(ev *Eval, outcome Outcome)
+}
+
 // OrderedScorer computes features that cross cards, such as terminal and merchant risk
 // from delayed feedback. The engine runs it in one goroutine over every transaction and
 // feedback event in input order, before the partitions, so its features are the same in

@@ -15,6 +15,7 @@ import (
 	"github.com/fraudpipe/fraudpipe/pipeline/config"
 	"github.com/fraudpipe/fraudpipe/pipeline/window"
 	"github.com/fraudpipe/fraudpipe/scorers/enrich"
+	"github.com/fraudpipe/fraudpipe/scorers/history"
 	"github.com/fraudpipe/fraudpipe/scorers/remote"
 	"github.com/fraudpipe/fraudpipe/scorers/rules"
 	"github.com/fraudpipe/fraudpipe/scorers/terminal"
@@ -82,6 +83,13 @@ func scorersFor(cfg *config.Config) (scoring, error) {
 			return scoring{}, err
 		}
 		scorers = append(scorers, v)
+	}
+	if cfg.Scoring.History.Enabled {
+		h, err := history.New(history.Config{TTL: time.Duration(cfg.Windows.TTL), MaxCards: cfg.Windows.MaxCards}, schema)
+		if err != nil {
+			return scoring{}, err
+		}
+		scorers = append(scorers, h)
 	}
 	if tc := cfg.Scoring.Terminal; tc.Enabled {
 		c := terminal.Config{Delay: time.Duration(tc.Delay)}

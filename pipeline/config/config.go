@@ -44,6 +44,7 @@ type Windows struct {
 type Scoring struct {
 	Enrich   Enrich   `yaml:"enrich" doc:"Reference data and per-card location and device features (docs/enrichment.md)."`
 	Velocity Velocity `yaml:"velocity" doc:"Per-card velocity features."`
+	History  History  `yaml:"history" doc:"Per-card amount z-score and recent declines (scorers/history)."`
 	Terminal Terminal `yaml:"terminal" doc:"Per-terminal counts and fraud rates from delayed feedback (the handbook's terminal risk features)."`
 	Rules    Rules    `yaml:"rules" doc:"CEL rules over the transaction and its features."`
 	Remote   Remote   `yaml:"remote" doc:"A model server that scores each transaction instead of (or as a shadow beside) the model (docs/scorers.md)."`
@@ -75,6 +76,11 @@ type ListFiles struct {
 	Merchants string `yaml:"merchants" doc:"Merchant ids."`
 	Devices   string `yaml:"devices" doc:"Device ids."`
 	IPs       string `yaml:"ips" doc:"IPv4 and IPv6 addresses and CIDR prefixes."`
+}
+
+// History configures amount_zscore and card_declines_24h (scorers/history).
+type History struct {
+	Enabled bool `yaml:"enabled" default:"true" doc:"Compute amount_zscore (the amount against the card's exponentially weighted mean and deviation) and card_declines_24h (the card's payments declined by scoring in the last 24 hours)."`
 }
 
 // Terminal configures the delayed-label terminal features (scorers/terminal).
