@@ -27,6 +27,7 @@ type chunk struct {
 	seq     []int64
 	amount  []pq.FixedLenByteArray
 	decBuf  []byte
+	idBuf   []byte // copies of the ids: see reset
 	lat     []float64
 	lon     []float64
 	score   []float64
@@ -36,12 +37,14 @@ type chunk struct {
 	rRep    []int16
 	feats   [][]float64
 	fDef    []int16
+	dict    [numFixed]dictColumn // dictionary state of the string columns
 }
 
 const decimalBytes = 9 // FIXED_LEN_BYTE_ARRAY size of DECIMAL(20,4)
 
 var (
 	strCols      = []int{colID, colCard, colAccount, colMerchant, colCustomer, colTerminal, colChannel, colMCC, colCountry, colCurrency, colDecision, colLedger, colModel, colRules}
+	dictCols     = []int{colCard, colAccount, colMerchant, colCustomer, colTerminal, colChannel, colMCC, colCountry, colCurrency, colDecision, colReasons, colLedger, colModel, colRules}
 	nullableCols = []int{colCustomer, colTerminal, colMCC, colCountry, colModel, colRules, colLat, colLon, colScore}
 	enumBytes    = func(names []string) []pq.ByteArray {
 		out := make([]pq.ByteArray, len(names)+1)
@@ -73,9 +76,13 @@ func (c *chunk) reset(nfeat int) {
 	}
 	c.ts, c.minor, c.seq, c.amount = c.ts[:0], c.minor[:0], c.seq[:0], c.amount[:0]
 	// Statistics keep references to the min and max values they saw, so value bytes are
-	// never reused: a new decimal buffer per chunk, and string values point into spool
-	// blocks, which are not reused either.
+	// never reused: a new decimal buffer per chunk, and a new buffer for the ids, the one
+	// string column never dictionary-encoded. The other string values point into spool
+	// blocks, which are read into again once the chunk is written: the dictionary columns
+	// give the statistics copies of their own (dictColumn), and copy the values of a column
+	// that fell back to plain encoding.
 	c.decBuf = make([]byte, 0, batchRows*decimalBytes)
+	c.idBuf = make([]byte, 0, batchRows*32)
 	c.lat, c.lon, c.score, c.late = c.lat[:0], c.lon[:0], c.score[:0], c.late[:0]
 	c.reasons, c.rDef, c.rRep = c.reasons[:0], c.rDef[:0], c.rRep[:0]
 	if len(c.feats) != nfeat {
@@ -94,29 +101,45 @@ func (c *chunk) optional(col int, v []byte) {
 	}
 	c.def[col] = append(c.def[col], 1)
 	c.str[col] = append(c.str[col], v)
+	c.dict[col].add(v)
+}
+
+// required appends the value of a required string column.
+func (c *chunk) required(col int, v []byte) {
+	c.str[col] = append(c.str[col], v)
+	c.dict[col].add(v)
+}
+
+// newRowGroup starts the dictionaries of the next row group's column chunks.
+func (c *chunk) newRowGroup() {
+	for _, i := range dictCols {
+		c.dict[i].reset()
+	}
 }
 
 // add appends one row; reasonDef is the definition level of a present list element.
 func (c *chunk) add(r *row, reasonDef int16) {
 	c.n++
-	c.str[colID] = append(c.str[colID], r.id)
+	start := len(c.idBuf)
+	c.idBuf = append(c.idBuf, r.id...)
+	c.str[colID] = append(c.str[colID], c.idBuf[start:len(c.idBuf):len(c.idBuf)])
 	c.ts = append(c.ts, r.ts)
-	c.str[colCard] = append(c.str[colCard], r.card)
-	c.str[colAccount] = append(c.str[colAccount], r.account)
-	c.str[colMerchant] = append(c.str[colMerchant], r.merchant)
+	c.required(colCard, r.card)
+	c.required(colAccount, r.account)
+	c.required(colMerchant, r.merchant)
 	c.optional(colCustomer, r.customer)
 	c.optional(colTerminal, r.terminal)
-	c.str[colChannel] = append(c.str[colChannel], enumValue(channelBytes, r.channel))
+	c.required(colChannel, enumValue(channelBytes, r.channel))
 	c.optional(colMCC, r.mcc)
 	c.optional(colCountry, r.country)
-	c.str[colCurrency] = append(c.str[colCurrency], r.currency)
+	c.required(colCurrency, r.currency)
 
 	// DECIMAL as FIXED_LEN_BYTE_ARRAY: big-endian two's complement.
 	d := scaleAmount(r.amount, r.digits)
 	var be [16]byte
 	binary.BigEndian.PutUint64(be[:8], uint64(d.HighBits()))
 	binary.BigEndian.PutUint64(be[8:], d.LowBits())
-	start := len(c.decBuf)
+	start = len(c.decBuf)
 	c.decBuf = append(c.decBuf, be[16-decimalBytes:]...)
 	c.amount = append(c.amount, c.decBuf[start:len(c.decBuf):len(c.decBuf)])
 	c.minor = append(c.minor, r.amount)
@@ -130,7 +153,7 @@ func (c *chunk) add(r *row, reasonDef int16) {
 		c.def[colLat] = append(c.def[colLat], 0)
 		c.def[colLon] = append(c.def[colLon], 0)
 	}
-	c.str[colDecision] = append(c.str[colDecision], enumValue(outcomeBytes, r.outcome))
+	c.required(colDecision, enumValue(outcomeBytes, r.outcome))
 	if r.flags&flagScore != 0 {
 		c.def[colScore] = append(c.def[colScore], 1)
 		c.score = append(c.score, r.score)
@@ -143,10 +166,11 @@ func (c *chunk) add(r *row, reasonDef int16) {
 	}
 	for i, s := range r.reasons {
 		c.reasons = append(c.reasons, s)
+		c.dict[colReasons].add(s)
 		c.rDef = append(c.rDef, reasonDef)
 		c.rRep = append(c.rRep, int16(min(i, 1)))
 	}
-	c.str[colLedger] = append(c.str[colLedger], enumValue(ledgerBytes, r.ledger))
+	c.required(colLedger, enumValue(ledgerBytes, r.ledger))
 	c.optional(colModel, r.model)
 	c.optional(colRules, r.rules)
 	c.late = append(c.late, r.flags&flagLate != 0)
@@ -172,10 +196,20 @@ func (c *chunk) write(rg file.BufferedRowGroupWriter) error {
 		switch w := cw.(type) {
 		case *file.ByteArrayColumnChunkWriter:
 			switch i {
+			case colID:
+				_, err = w.WriteBatch(c.str[i], nil, nil)
 			case colReasons:
-				_, err = w.WriteBatch(c.reasons, c.rDef, c.rRep)
+				if writerDict {
+					_, err = w.WriteBatch(c.reasons, c.rDef, c.rRep)
+				} else {
+					err = c.dict[i].write(w, c.reasons, c.rDef, c.rRep)
+				}
 			default:
-				_, err = w.WriteBatch(c.str[i], defOrNil(c.def[i]), nil)
+				if writerDict {
+					_, err = w.WriteBatch(c.str[i], defOrNil(c.def[i]), nil)
+				} else {
+					err = c.dict[i].write(w, c.str[i], defOrNil(c.def[i]), nil)
+				}
 			}
 		case *file.Int64ColumnChunkWriter:
 			switch i {
@@ -221,9 +255,10 @@ func defOrNil(d []int16) []int16 {
 }
 
 // convert reads the spool file of sr and writes it to w as one Parquet file, cutting row
-// groups when their encoded size reaches rowGroupBytes. Memory stays near one row group plus
+// groups when their encoded size reaches rowGroupBytes. sizes, if not nil, carries the
+// dictionary sizes from one file to the next. Memory stays near one row group plus
 // one chunk of rows, whatever the file's size.
-func convert(sr *spoolReader, w io.Writer, rowGroupBytes int64, mem memory.Allocator) (int64, error) {
+func convert(sr *spoolReader, w io.Writer, rowGroupBytes int64, mem memory.Allocator, sizes *dictSizes) (int64, error) {
 	nfeat := len(sr.header.Features)
 	props := writerProps(mem, rowGroupBytes, sr.header.Features)
 	sc, err := pqarrow.ToParquet(Schema(sr.header.Features), props, pqarrow.DefaultWriterProps())
@@ -240,8 +275,18 @@ func convert(sr *spoolReader, w io.Writer, rowGroupBytes int64, mem memory.Alloc
 		r    row
 		c    chunk
 		rg   file.BufferedRowGroupWriter
+		// Spool blocks the chunk's values point into, the last one being decoded, and
+		// blocks no value points into any more, to read the next ones into.
+		held, free [][]byte
 	)
+	if sizes == nil {
+		sizes = new(dictSizes)
+	}
+	for _, i := range dictCols {
+		c.dict[i].size = &sizes[i]
+	}
 	c.reset(nfeat)
+	c.newRowGroup()
 	flushChunk := func() error {
 		if rg == nil {
 			rg = fw.AppendBufferedRowGroup()
@@ -250,19 +295,30 @@ func convert(sr *spoolReader, w io.Writer, rowGroupBytes int64, mem memory.Alloc
 			return err
 		}
 		c.reset(nfeat)
+		if len(held) > 1 && !writerDict {
+			free = append(free, held[:len(held)-1]...)
+			clear(held[:len(held)-1])
+			held = append(held[:0], held[len(held)-1])
+		}
 		if rg.TotalCompressedBytes()+rg.TotalBytesWritten() >= rowGroupBytes {
 			if err := rg.Close(); err != nil {
 				return err
 			}
 			rg = nil
+			c.newRowGroup()
 		}
 		return nil
 	}
 	for {
+		sr.block = nil
+		if k := len(free); k > 0 {
+			sr.block, free[k-1], free = free[k-1], nil, free[:k-1]
+		}
 		block, n, err := sr.next()
 		if err != nil {
 			break
 		}
+		held = append(held, block)
 		d := rowDecoder{b: block}
 		for range n {
 			if err := d.next(&r, nfeat); err != nil {
@@ -276,7 +332,6 @@ func convert(sr *spoolReader, w io.Writer, rowGroupBytes int64, mem memory.Alloc
 				}
 			}
 		}
-		sr.block = nil // the chunk's values point into it: read the next block elsewhere
 	}
 	if c.n > 0 {
 		if err := flushChunk(); err != nil {

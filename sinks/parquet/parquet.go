@@ -109,6 +109,7 @@ type Sink struct {
 	mu      sync.Mutex
 	open    map[int64]*spoolFile // the file each event-time hour writes to now
 	sealing []*spoolFile         // full files, rolled at the next Flush
+	spare   []byte               // row buffer of a rolled file, for the next new one
 	closed  bool
 
 	queue    chan string   // rolled row logs, in roll order
@@ -117,6 +118,8 @@ type Sink struct {
 	drained  chan struct{} // signalled whenever a rolled file is done
 	err      atomic.Pointer[error]
 	stats    struct{ files, rows, retry atomic.Int64 }
+
+	dictSizes dictSizes // the uploader's: see convert
 
 	ctx    context.Context // cancelled only when the sink is abandoned (tests' kill)
 	cancel context.CancelFunc
@@ -265,11 +268,13 @@ func (s *Sink) newFile(ctx context.Context, h int64, ev *pipeline.Event) (*spool
 		}
 	}
 	sf := &spoolFile{
-		hour:   h,
-		path:   path,
-		header: spoolHeader{Version: 1, Key: key, Features: s.o.Features},
-		opened: s.o.Now().UnixNano(),
+		hour:    h,
+		path:    path,
+		header:  spoolHeader{Version: 1, Key: key, Features: s.o.Features},
+		opened:  s.o.Now().UnixNano(),
+		pending: s.spare,
 	}
+	s.spare = nil
 	s.open[h] = sf
 	return sf, nil
 }
@@ -333,10 +338,20 @@ func (s *Sink) flushLocked(all bool) error {
 			return fmt.Errorf("parquet spool %s: %w", sf.path, err)
 		}
 		s.enqueue(sf.path)
+		s.reuse(sf)
 	}
 	clear(s.sealing)
 	s.sealing = s.sealing[:0]
 	return nil
+}
+
+// reuse keeps the row buffer of a rolled file (whose rows are all flushed) for the next new
+// file, sparing its growth again.
+func (s *Sink) reuse(sf *spoolFile) {
+	if cap(sf.pending) > cap(s.spare) {
+		s.spare = sf.pending[:0]
+	}
+	sf.pending = nil
 }
 
 func (s *Sink) enqueue(path string) {
@@ -365,6 +380,7 @@ func (s *Sink) ageTicker() {
 					delete(s.open, sf.hour)
 					if err := sf.f.Close(); err == nil {
 						s.enqueue(sf.path)
+						s.reuse(sf)
 					} else {
 						s.setErr(fmt.Errorf("parquet spool %s: %w", sf.path, err))
 					}
@@ -438,7 +454,7 @@ func (s *Sink) uploadOnce(path string) error {
 	if err != nil {
 		return err
 	}
-	rows, err := convert(sr, writerOnly{w}, s.o.RowGroupBytes, s.o.Allocator)
+	rows, err := convert(sr, writerOnly{w}, s.o.RowGroupBytes, s.o.Allocator, &s.dictSizes)
 	if err != nil {
 		return errors.Join(err, w.Abort())
 	}

@@ -10,10 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/fraudpipe/fraudpipe/pipeline/awsconf"
 )
 
 // S3 is a Destination in an S3 bucket below a key prefix. Each object is uploaded with a
@@ -32,17 +32,10 @@ const DefaultPartSize = 8 << 20
 // NewS3 returns an S3 destination. Credentials, region and endpoint come from o where set,
 // else from the standard AWS chain.
 func NewS3(ctx context.Context, bucket, prefix string, o S3Options) (*S3, error) {
-	var opts []func(*awsconfig.LoadOptions) error
-	if o.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(o.Region))
-	}
-	if o.AccessKeyID != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretAccessKey, o.SessionToken)))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconf.Load(ctx, "parquet", awsconf.Static{
+		Region: o.Region, AccessKeyID: o.AccessKeyID, SecretAccessKey: o.SecretAccessKey, SessionToken: o.SessionToken})
 	if err != nil {
-		return nil, fmt.Errorf("parquet: aws config: %w", err)
+		return nil, err
 	}
 	attempts := o.MaxAttempts
 	if attempts <= 0 {
