@@ -752,6 +752,12 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 	}()
 	defer func() { close(ckptQ); <-writerDone }()
 	responder, _ := src.(Responder)
+	// Senders waiting for their answers (the decision API) should not wait for the flush
+	// interval under load: flush at least every millisecond for them.
+	flushEvery := e.cfg.FlushInterval
+	if responder != nil {
+		flushEvery = min(flushEvery, time.Millisecond)
+	}
 	reasons := map[string]int{} // reason code → decisions naming it, per batch
 	var decided, dead []*Event
 	var unflushed []*batch
@@ -887,7 +893,7 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 			}
 		}
 		unflushed = append(unflushed, b)
-		if len(sinkQ) == 0 || len(unflushed) >= e.cfg.MaxUnflushed || time.Since(lastFlush) >= e.cfg.FlushInterval {
+		if len(sinkQ) == 0 || len(unflushed) >= e.cfg.MaxUnflushed || time.Since(lastFlush) >= flushEvery {
 			if err := flush(); err != nil {
 				return err
 			}
