@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 )
@@ -69,5 +70,37 @@ func TestLoadTest(t *testing.T) {
 	}
 	if _, err := LoadTest(context.Background(), LoadOptions{URL: h.url}); err == nil {
 		t.Error("LoadTest without a rate accepted")
+	}
+}
+
+// BenchmarkAPILatencyExternal measures a decision API running in another process (a
+// fraudpipe run with source type http) at the URL in FRAUDPIPE_API_URL, so the load
+// generator does not share the server's process and garbage collector:
+//
+//	fraudpipe run --config examples/http-api.yaml &   # or a config without auth
+//	FRAUDPIPE_API_URL=http://127.0.0.1:8080 go test -run '^$' -bench APILatencyExternal ./sources/httpapi/
+func BenchmarkAPILatencyExternal(b *testing.B) {
+	url := os.Getenv("FRAUDPIPE_API_URL")
+	if url == "" {
+		b.Skip("FRAUDPIPE_API_URL is not set")
+	}
+	for _, rate := range []int{1000, 5000, 20000} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				res, err := LoadTest(context.Background(), LoadOptions{
+					URL: url + PathTransactions, Rate: float64(rate), Duration: benchDuration,
+					Body: LoadBody(fmt.Sprintf("ext-%d-%d-%d", rate, i, time.Now().UnixNano())),
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+				b.ReportMetric(ms(res.P50), "p50-ms")
+				b.ReportMetric(ms(res.P99), "p99-ms")
+				b.ReportMetric(ms(res.P999), "p99.9-ms")
+				b.ReportMetric(float64(res.Count)/res.Elapsed.Seconds(), "req/s")
+				b.ReportMetric(float64(res.Errors), "errors")
+			}
+		})
 	}
 }
