@@ -56,6 +56,7 @@ var knownMetrics = map[string]metricKind{
 	"fraudpipe_checkpoint_size_bytes":                     gauge,
 	"fraudpipe_ledger_commit_duration_seconds":            histogram,
 	"fraudpipe_sink_flush_duration_seconds":               histogram,
+	"fraudpipe_sink_duration_seconds":                     histogram,
 	"fraudpipe_state_cards":                               gauge,
 	"fraudpipe_state_cards_expired_total":                 counter,
 	"fraudpipe_state_cards_evicted_total":                 counter,

@@ -759,16 +759,22 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 		flushEvery = min(flushEvery, time.Millisecond)
 	}
 	reasons := map[string]int{} // reason code → decisions naming it, per batch
+	sinkTimers := make([]prometheus.Observer, len(e.sinks))
+	for i, s := range e.sinks {
+		sinkTimers[i] = e.metrics.sinkFlush.WithLabelValues(sinkName(i, s))
+	}
 	var decided, dead []*Event
 	var unflushed []*batch
 	lastFlush := time.Now()
 	flush := func() error {
 		began := time.Now()
 		defer func() { e.metrics.flushSecs.Observe(time.Since(began).Seconds()) }()
-		for _, s := range e.sinks {
+		for i, s := range e.sinks {
+			t0 := time.Now()
 			if err := s.Flush(ctx); err != nil {
 				return fmt.Errorf("sink: %w", err)
 			}
+			sinkTimers[i].Observe(time.Since(t0).Seconds())
 		}
 		if e.deadLetters != nil {
 			if err := e.deadLetters.Flush(ctx); err != nil {
@@ -900,6 +906,18 @@ func (e *Engine) sinkStage(ctx context.Context, sinkQ <-chan *batch, src Source)
 		}
 	}
 	return flush()
+}
+
+// sinkName labels a sink in metrics: its Name when it has one, else its type and position.
+func sinkName(i int, s Sink) string {
+	if n, ok := s.(interface{ Name() string }); ok && n.Name() != "" {
+		return n.Name()
+	}
+	t := fmt.Sprintf("%T", s)
+	if j := strings.LastIndexByte(t, '.'); j >= 0 {
+		t = t[j+1:]
+	}
+	return fmt.Sprintf("%s-%d", strings.ToLower(strings.TrimPrefix(t, "*")), i)
 }
 
 // pendingCheckpoint is a checkpoint whose state is taken and whose files are to be written.

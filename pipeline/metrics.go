@@ -33,6 +33,7 @@ type Metrics struct {
 	scores      prometheus.Histogram
 	ckptLast    prometheus.Gauge
 	watermarkMs atomic.Int64 // the watermark for the lag gauge, Unix ms; 0: none yet
+	sinkFlush   *prometheus.HistogramVec // per sink
 	feedback    *prometheus.CounterVec
 	chargebacks *prometheus.CounterVec
 }
@@ -155,7 +156,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range chargebackNames {
 		m.chargebacks.WithLabelValues(r)
 	}
-	reg.MustRegister(m.feedback, m.chargebacks)
+	m.sinkFlush = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "fraudpipe_sink_duration_seconds", Help: "Time one sink took to flush (make durable) what was written to it since its last flush; the sink stage waits for the slowest.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"sink"})
+	reg.MustRegister(m.feedback, m.chargebacks, m.sinkFlush)
 	reg.MustRegister(m.stage, m.latency, m.queue, m.reasons, m.scores, m.ckptLast, lag, build)
 	for _, o := range outcomeNames {
 		m.decisions.WithLabelValues(o)

@@ -434,3 +434,6 @@ func (s *bestEffort) Close(ctx context.Context) error {
 	s.cancel()
 	return errors.Join(err, s.flushDead(context.Background()), s.closeAll(ctx))
 }
+
+// Name is the sink's name, as its metrics label it.
+func (c *core) Name() string { return c.o.Name }

@@ -370,3 +370,6 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// Name labels the sink in metrics.
+func (s *Sink) Name() string { return "audit" }

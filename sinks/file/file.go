@@ -165,3 +165,11 @@ func (s *Sink) Close(context.Context) error {
 	}
 	return nil
 }
+
+// Name labels the sink in metrics: decisions or dead_letters.
+func (s *Sink) Name() string {
+	if s.kind == DeadLetters {
+		return "dead_letters"
+	}
+	return "decisions"
+}

@@ -514,3 +514,6 @@ func (s *Sink) kill() {
 	close(s.queue)
 	<-s.done
 }
+
+// Name labels the sink in metrics.
+func (s *Sink) Name() string { return "parquet" }
