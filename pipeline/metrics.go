@@ -32,7 +32,7 @@ type Metrics struct {
 	reasons     *prometheus.CounterVec
 	scores      prometheus.Histogram
 	ckptLast    prometheus.Gauge
-	watermarkMs atomic.Int64 // the watermark for the lag gauge, Unix ms; 0: none yet
+	watermarkMs atomic.Int64             // the watermark for the lag gauge, Unix ms; 0: none yet
 	sinkFlush   *prometheus.HistogramVec // per sink
 	feedback    *prometheus.CounterVec
 	chargebacks *prometheus.CounterVec
