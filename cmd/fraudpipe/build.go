@@ -122,12 +122,12 @@ func rulesFor(cfg *config.Config, schema *pipeline.FeatureSchema) (*rules.RuleSe
 
 // stack is an engine and what it owns, closed together.
 type stack struct {
-	engine  *pipeline.Engine
-	ledger  pipeline.Ledger
-	sinks   []pipeline.Sink
-	dead    pipeline.Sink
-	rules   pipeline.ScorerFactory // *rules.RuleSet, or *rules.Live for a file fraudpipe run reloads
-	enrich  *enrich.Factory
+	engine *pipeline.Engine
+	ledger pipeline.Ledger
+	sinks  []pipeline.Sink
+	dead   pipeline.Sink
+	rules  pipeline.ScorerFactory // *rules.RuleSet, or *rules.Live for a file fraudpipe run reloads
+	enrich *enrich.Factory
 }
 
 // outputs says where a stack writes; empty paths discard.
