@@ -143,7 +143,7 @@ the clock: a day of payments passes in a few seconds.`, stdout)
 	defer stopPub()
 	var published atomic.Int64
 	pubDone := make(chan error, 1)
-	go func() { pubDone <- publishGenerated(pubCtx, nc, *customers, *rate, &published) }()
+	go func() { pubDone <- publishGenerated(pubCtx, nc, *customers, *rate, &published) }() // ends with the count stored
 
 	fmt.Fprintf(stdout, "fraudpipe demo: NATS at %s (publish more with: fraudpipe publish --nats %s --input FILE)\n", url, url)
 	if adminAddr != "" {
@@ -167,9 +167,26 @@ the clock: a day of payments passes in a few seconds.`, stdout)
 		}
 	}()
 
-	runErr := st.engine.Run(ctx, src)
-	stopPub()
-	pubErr := <-pubDone
+	// On Ctrl-C (or at --duration) the publisher stops first; the pipeline then reads what
+	// was published, for a few seconds at most, and stops with a final checkpoint.
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	defer stopEngine()
+	var pubErr error
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		<-ctx.Done()
+		stopPub()
+		pubErr = <-pubDone
+		for deadline := time.Now().Add(5 * time.Second); eventsSeen(reg) < float64(published.Load()) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond) // polling interval
+		}
+		stopEngine()
+	}()
+	runErr := st.engine.Run(engineCtx, src)
+	stopEngine()
+	stop() // the engine may have failed on its own: stop the publisher too
+	<-drained
 	<-viewDone
 	view.frame()
 	nc.Flush()
@@ -280,6 +297,12 @@ func publishGenerated(ctx context.Context, nc *nats.Conn, customers int, rate fl
 	counting := &countingReader{r: pr, lines: n}
 	_, err = natssrc.Publish(ctx, js, counting, po)
 	pr.Close()
+	// What the stream stored: a line read when the stop came may not have been sent.
+	if s, serr := js.Stream(context.Background(), natssrc.DefaultStream); serr == nil {
+		if info, ierr := s.Info(context.Background()); ierr == nil {
+			n.Store(int64(info.State.Msgs))
+		}
+	}
 	return err
 }
 
@@ -374,6 +397,17 @@ func (v *liveView) frame() {
 		fmt.Fprintf(&b, "    %s\n", r)
 	}
 	fmt.Fprint(v.out, b.String())
+}
+
+// eventsSeen is the number of messages the engine has taken through its stages.
+func eventsSeen(reg *prometheus.Registry) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "fraudpipe_engine_events_total" {
+			return sumOf(mf)
+		}
+	}
+	return 0
 }
 
 // sumOf adds every series of a counter or gauge family.
