@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"math"
 	"strconv"
 )
 
@@ -9,6 +10,18 @@ import (
 type Currency struct {
 	Code   string
 	Digits int
+}
+
+var minorPerMajor = [...]float64{1, 10, 100, 1000, 10000, 100000, 1000000}
+
+// MinorPerMajor is 10^Digits as a float64: an amount in minor units divided by it is the
+// amount in major units, for features and rule comparisons only; money arithmetic stays
+// in integer minor units.
+func (c Currency) MinorPerMajor() float64 {
+	if c.Digits >= 0 && c.Digits < len(minorPerMajor) {
+		return minorPerMajor[c.Digits]
+	}
+	return math.Pow10(c.Digits)
 }
 
 // currencies maps ISO 4217 alphabetic codes to their minor-unit digits. It lists the codes

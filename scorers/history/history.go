@@ -20,6 +20,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
@@ -97,13 +98,11 @@ type Scorer struct {
 	nextExpire int64
 }
 
-var scale = [...]float64{1, 10, 100, 1000, 10000, 100000, 1000000}
-
 // Score writes the features from the card's history before this payment, then adds it.
 func (s *Scorer) Score(ev *pipeline.Eval) {
 	tx := ev.Tx
 	f := s.f
-	amount := float64(tx.Amount) / scale[tx.Currency.Digits]
+	amount := float64(tx.Amount) / tx.Currency.MinorPerMajor()
 	c := s.cards[tx.CardID]
 	ev.Features[f.zscore], ev.Features[f.declines] = 0, 0
 	s.cur = nil
@@ -128,7 +127,7 @@ func (s *Scorer) Score(ev *pipeline.Eval) {
 			s.evict(max - max/10 - 1)
 		}
 		c = &card{mean: amount}
-		s.cards[string([]byte(tx.CardID))] = c
+		s.cards[strings.Clone(tx.CardID)] = c // not a slice of the decoded line, which it would keep alive
 	} else {
 		d := amount - c.mean
 		c.mean += f.cfg.Alpha * d

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"math"
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -68,7 +67,6 @@ var (
 	emptyString  ref.Val = types.String("")
 	channelVals          = [...]ref.Val{types.String("pos"), types.String("ecom"), types.String("atm"), types.String("transfer")}
 	unknownChan  ref.Val = types.String("unknown")
-	minorPerUnit         = [...]float64{1, 10, 100, 1000, 10000, 100000, 1000000}
 )
 
 func str(s string) ref.Val {
@@ -139,11 +137,7 @@ func (a *activation) value(slot int) ref.Val {
 // majorUnits is the amount in major units as a float64: fine for comparing against a
 // threshold, never for money arithmetic, which stays in integer minor units.
 func majorUnits(tx *pipeline.Transaction) float64 {
-	d := tx.Currency.Digits
-	if d < 0 || d >= len(minorPerUnit) {
-		return float64(tx.Amount) / math.Pow10(d)
-	}
-	return float64(tx.Amount) / minorPerUnit[d]
+	return float64(tx.Amount) / tx.Currency.MinorPerMajor()
 }
 
 // hourWeekday returns the UTC hour (0-23) and weekday (0 = Sunday) of a time in Unix

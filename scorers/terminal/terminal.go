@@ -192,7 +192,7 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 	if t == nil {
 		t = &term{}
 		ti = s.alloc(t)
-		keys[clone(id)] = ti
+		keys[strings.Clone(id)] = ti
 	}
 	t.add(entry{ts: tx.TS, id: h})
 	s.byID[h] = ref{t: ti, ts: tx.TS}
@@ -204,8 +204,6 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 		s.sweep()
 	}
 }
-
-func clone(s string) string { return string([]byte(s)) }
 
 // indexOf returns the list index of a key.
 func (s *Scorer) indexOf(k key) int32 {

@@ -129,13 +129,11 @@ type Scorer struct {
 // every key, so it runs on a coarse step of event time, not per transaction.
 const expireEvery = int64(time.Hour / time.Millisecond)
 
-var scale = [...]float64{1, 10, 100, 1000, 10000, 100000, 1000000}
-
 // Score adds this transaction to its card's windows and writes the features.
 func (s *Scorer) Score(e *pipeline.Eval) {
 	tx := e.Tx
 	f := s.f
-	unit := scale[tx.Currency.Digits]
+	unit := tx.Currency.MinorPerMajor()
 	ft := e.Features
 	ft[f.amount] = float64(tx.Amount) / unit
 	local := tx.TS/1000 + zoneOffset(tx.TSText)
