@@ -15,6 +15,7 @@ import (
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	filesink "github.com/fraudpipe/fraudpipe/sinks/file"
+	"github.com/fraudpipe/fraudpipe/sources/sourcetest"
 )
 
 func validLines(from, to, cards int) [][]byte {
@@ -76,30 +77,7 @@ func runEngine(t *testing.T, store pipeline.CheckpointStore, out string, src *wa
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if _, err := e.Restore(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx, src) }()
-	var runErr error
-	deadline := time.After(40 * time.Second)
-wait:
-	for {
-		select {
-		case runErr = <-done:
-			break wait
-		case <-deadline:
-			t.Fatal("the engine did not reach its stop condition")
-		case <-time.After(5 * time.Millisecond):
-			if stop() {
-				cancel()
-				runErr = <-done
-				break wait
-			}
-		}
-	}
+	runErr := sourcetest.RunEngine(t, e, src, stop, 40*time.Second)
 	if err := sink.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

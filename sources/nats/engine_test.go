@@ -18,6 +18,7 @@ import (
 	"github.com/fraudpipe/fraudpipe/scorers/rules"
 	"github.com/fraudpipe/fraudpipe/scorers/velocity"
 	filesink "github.com/fraudpipe/fraudpipe/sinks/file"
+	"github.com/fraudpipe/fraudpipe/sources/sourcetest"
 )
 
 // watched wraps a Source, counting the messages it hands on and, when failAfter is set,
@@ -99,30 +100,7 @@ func runEngine(t *testing.T, store pipeline.CheckpointStore, out string, src *wa
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if _, err := e.Restore(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx, src) }()
-	var runErr error
-	deadline := time.After(90 * time.Second)
-wait:
-	for {
-		select {
-		case runErr = <-done:
-			break wait
-		case <-deadline:
-			t.Fatal("the engine did not reach its stop condition")
-		case <-time.After(2 * time.Millisecond):
-			if stop() {
-				cancel()
-				runErr = <-done
-				break wait
-			}
-		}
-	}
+	runErr := sourcetest.RunEngine(t, e, src, stop, 90*time.Second)
 	if err := sink.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
