@@ -1,7 +1,6 @@
 package rules
 
 import (
-
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
@@ -64,9 +63,9 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 
 // Pre-boxed values, so that the common cases allocate nothing.
 var (
-	emptyString  ref.Val = types.String("")
-	channelVals          = [...]ref.Val{types.String("pos"), types.String("ecom"), types.String("atm"), types.String("transfer")}
-	unknownChan  ref.Val = types.String("unknown")
+	emptyString ref.Val = types.String("")
+	channelVals         = [...]ref.Val{types.String("pos"), types.String("ecom"), types.String("atm"), types.String("transfer")}
+	unknownChan ref.Val = types.String("unknown")
 )
 
 func str(s string) ref.Val {
