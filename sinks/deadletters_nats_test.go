@@ -6,27 +6,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/pipeline/config"
 	"github.com/fraudpipe/fraudpipe/sinks"
 	"github.com/fraudpipe/fraudpipe/sinks/sinktest"
+	natssrc "github.com/fraudpipe/fraudpipe/sources/nats"
 )
 
 // TestDeadLettersToNATS: dead letters named nats://host:port/subject are published there,
 // one JSON object a message, before Flush returns.
 func TestDeadLettersToNATS(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	srv, err := natssrc.StartEmbedded(natssrc.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Start()
 	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
 	sub, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)

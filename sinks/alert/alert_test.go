@@ -16,12 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/sinks"
 	"github.com/fraudpipe/fraudpipe/sinks/sinktest"
+	natssrc "github.com/fraudpipe/fraudpipe/sources/nats"
 )
 
 var secret = []byte("s3cret-key-for-tests")
@@ -296,15 +296,11 @@ func TestLogAlerter(t *testing.T) {
 }
 
 func TestNATSAlerter(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	srv, err := natssrc.StartEmbedded(natssrc.EmbeddedOptions{StoreDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Start()
 	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
 	sub, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
