@@ -100,6 +100,62 @@ func benchSink(b *testing.B, nfeat int) {
 	}
 }
 
+// BenchmarkConvert measures the conversion of a rolled spool file to Parquet alone (read
+// back, encode, compress; the bytes are counted, not written), with each codec: the part
+// of BenchmarkSink that the codec and the column writers decide.
+func BenchmarkConvert(b *testing.B) {
+	events, features := benchEvents(200_000)
+	dir := b.TempDir()
+	path := filepath.Join(dir, "0-x"+spoolExt)
+	sf := &spoolFile{path: path, header: spoolHeader{Version: 1, Key: "k.parquet", Features: features}}
+	for i := 0; i < len(events); i += 10240 {
+		for _, ev := range events[i:min(i+10240, len(events))] {
+			sf.pending = appendRow(sf.pending, ev, len(features))
+			sf.pendRows++
+		}
+		if err := sf.flush(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sf.f.Close()
+	events = nil
+	for _, c := range []Compression{CompressionZstd, CompressionSnappy} {
+		b.Run(string(c), func(b *testing.B) {
+			cv := converter{rowGroupBytes: rowGroupBytes, mem: newBufferPool(rowGroupBytes + poolSlack), compression: c}
+			var size, rows int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for rows < int64(b.N) {
+				sr, err := openSpool(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var w byteCounter
+				n, err := cv.convert(sr, &w)
+				sr.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows += n
+				size = int64(w)
+			}
+			cpu := cpuTime() - cpu0
+			b.StopTimer()
+			b.ReportMetric(float64(rows)/cpu.Seconds(), "rows/cpu-s")
+			b.ReportMetric(float64(size)/200_000, "B/row")
+		})
+	}
+}
+
+// byteCounter counts the bytes written to it.
+type byteCounter int64
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	*c += byteCounter(len(p))
+	return len(p), nil
+}
+
 // cpuTime is the CPU time (user and system) the process has used: rows per CPU second is
 // the rate per core, whatever else the machine runs.
 func cpuTime() time.Duration {

@@ -2,6 +2,7 @@ package parquet
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 	"unsafe"
 
@@ -55,6 +56,7 @@ type dictColumn struct {
 	levels    []int16                          // stand-in definition levels of a required column
 	plainVals []pq.ByteArray                   // copies of the values of a batch written in plain
 	size      *int                             // values of the previous column chunk, for sizing
+	enum      [8]int32                         // by enum number: 1 + its dictionary index, 0 if not yet seen
 }
 
 // dictSizes holds the number of distinct values in the last column chunk of each dictionary
@@ -79,6 +81,8 @@ func (d *dictColumn) reset() {
 	d.cw = nil
 	d.inserted = 0
 	d.plain = false
+	d.idx = d.idx[:0]
+	clear(d.enum[:])
 }
 
 // add gives the next value of the column its dictionary index.
@@ -100,6 +104,53 @@ func (d *dictColumn) add(v []byte) {
 		d.ids[unsafe.String(unsafe.SliceData(c), len(c))] = id
 	}
 	d.codes = append(d.codes, id)
+}
+
+// minProfileValues is the fewest values of a column chunk's first chunk of rows that
+// maybeFallBack judges a dictionary by.
+const minProfileValues = 1024
+
+// maybeFallBack switches the column chunk to plain encoding after its first chunk of rows,
+// vals, when the dictionary does not pay for itself there: when the dictionary page plus
+// the bit-packed indices of those rows would take as many bytes as the plain values (the
+// rule parquet-mr applies after a column chunk's first page). On columns of nearly unique
+// values (card and account ids in an hour of traffic) the dictionary would otherwise grow
+// to its page limit, costing hashing on every value, before the writer fell back anyway.
+// The decision depends on the rows only, so the same rows give the same file.
+func (d *dictColumn) maybeFallBack(cw *file.ByteArrayColumnChunkWriter, vals []pq.ByteArray) {
+	if d.plain || len(vals) < minProfileValues || len(d.vals) == 0 {
+		return
+	}
+	raw := 0
+	for _, v := range vals {
+		raw += 4 + len(v)
+	}
+	dict := 0
+	for _, v := range d.vals {
+		dict += 4 + len(v)
+	}
+	indices := (len(vals)*bits.Len(uint(len(d.vals)-1)) + 7) / 8
+	if dict+indices < raw {
+		return
+	}
+	cw.FallbackToPlain()
+	d.fellBack()
+}
+
+// addEnum gives the next value of an enum column its dictionary index: v is the name of
+// enum number k, and the index of a number already seen skips the map.
+func (d *dictColumn) addEnum(k int, v []byte) {
+	if d.plain {
+		return
+	}
+	if k < len(d.enum) && d.enum[k] > 0 {
+		d.codes = append(d.codes, d.enum[k]-1)
+		return
+	}
+	d.add(v)
+	if k < len(d.enum) {
+		d.enum[k] = d.codes[len(d.codes)-1] + 1
+	}
 }
 
 // fellBack drops the dictionary once the writer encodes the column chunk plainly.

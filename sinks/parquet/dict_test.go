@@ -68,7 +68,8 @@ func TestDictionaryEncoding(t *testing.T) {
 		}
 		defer sr.Close()
 		var out bytes.Buffer
-		rows, err := convert(sr, &out, rowGroup, memory.DefaultAllocator, nil)
+		cv := converter{rowGroupBytes: rowGroup, mem: memory.DefaultAllocator}
+		rows, err := cv.convert(sr, &out)
 		if err != nil {
 			t.Fatal(err)
 		}

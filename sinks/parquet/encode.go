@@ -38,6 +38,7 @@ type chunk struct {
 	feats   [][]float64
 	fDef    []int16
 	dict    [numFixed]dictColumn // dictionary state of the string columns
+	first   bool                 // the chunk is the first of its row group
 }
 
 const decimalBytes = 9 // FIXED_LEN_BYTE_ARRAY size of DECIMAL(20,4)
@@ -59,11 +60,16 @@ var (
 	ledgerBytes  = enumBytes(ledgerNames[:])
 )
 
-func enumValue(names []pq.ByteArray, i byte) pq.ByteArray {
-	if int(i) < len(names)-1 {
-		return names[i]
-	}
-	return names[len(names)-1]
+// enumIndex is the index in names of enum number i: unknown numbers share the last name.
+func enumIndex(names []pq.ByteArray, i byte) int {
+	return min(int(i), len(names)-1)
+}
+
+// requiredEnum appends the value of a required enum column.
+func (c *chunk) requiredEnum(col int, names []pq.ByteArray, i byte) {
+	k := enumIndex(names, i)
+	c.str[col] = append(c.str[col], names[k])
+	c.dict[col].addEnum(k, names[k])
 }
 
 func (c *chunk) reset(nfeat int) {
@@ -115,6 +121,7 @@ func (c *chunk) newRowGroup() {
 	for _, i := range dictCols {
 		c.dict[i].reset()
 	}
+	c.first = true
 }
 
 // add appends one row; reasonDef is the definition level of a present list element.
@@ -129,7 +136,7 @@ func (c *chunk) add(r *row, reasonDef int16) {
 	c.required(colMerchant, r.merchant)
 	c.optional(colCustomer, r.customer)
 	c.optional(colTerminal, r.terminal)
-	c.required(colChannel, enumValue(channelBytes, r.channel))
+	c.requiredEnum(colChannel, channelBytes, r.channel)
 	c.optional(colMCC, r.mcc)
 	c.optional(colCountry, r.country)
 	c.required(colCurrency, r.currency)
@@ -153,7 +160,7 @@ func (c *chunk) add(r *row, reasonDef int16) {
 		c.def[colLat] = append(c.def[colLat], 0)
 		c.def[colLon] = append(c.def[colLon], 0)
 	}
-	c.required(colDecision, enumValue(outcomeBytes, r.outcome))
+	c.requiredEnum(colDecision, outcomeBytes, r.outcome)
 	if r.flags&flagScore != 0 {
 		c.def[colScore] = append(c.def[colScore], 1)
 		c.score = append(c.score, r.score)
@@ -170,7 +177,7 @@ func (c *chunk) add(r *row, reasonDef int16) {
 		c.rDef = append(c.rDef, reasonDef)
 		c.rRep = append(c.rRep, int16(min(i, 1)))
 	}
-	c.required(colLedger, enumValue(ledgerBytes, r.ledger))
+	c.requiredEnum(colLedger, ledgerBytes, r.ledger)
 	c.optional(colModel, r.model)
 	c.optional(colRules, r.rules)
 	c.late = append(c.late, r.flags&flagLate != 0)
@@ -204,11 +211,17 @@ func (c *chunk) write(rg file.BufferedRowGroupWriter) error {
 				} else {
 					err = c.dict[i].write(w, c.reasons, c.rDef, c.rRep)
 				}
+				if err == nil && c.first {
+					c.dict[i].maybeFallBack(w, c.reasons)
+				}
 			default:
 				if writerDict {
 					_, err = w.WriteBatch(c.str[i], defOrNil(c.def[i]), nil)
 				} else {
 					err = c.dict[i].write(w, c.str[i], defOrNil(c.def[i]), nil)
+				}
+				if err == nil && c.first {
+					c.dict[i].maybeFallBack(w, c.str[i])
 				}
 			}
 		case *file.Int64ColumnChunkWriter:
@@ -244,6 +257,7 @@ func (c *chunk) write(rg file.BufferedRowGroupWriter) error {
 			return fmt.Errorf("parquet column %d: %w", i, err)
 		}
 	}
+	c.first = false
 	return nil
 }
 
@@ -254,13 +268,32 @@ func defOrNil(d []int16) []int16 {
 	return d
 }
 
+// converter turns rolled spool files into Parquet files, one at a time. It keeps what one
+// file leaves behind for the next: the chunk's column buffers, the spool blocks read back,
+// and the dictionary sizes of the last column chunks.
+type converter struct {
+	rowGroupBytes int64            // target encoded size of a row group
+	mem           memory.Allocator // arrow's buffers
+	compression   Compression      // the pages' codec; empty is zstd
+
+	sizes dictSizes
+	c     chunk
+	free  [][]byte // spool blocks no value points into, to read the next ones into
+}
+
+// maxFreeBlocks bounds the spool blocks a converter keeps between files: a chunk of rows
+// spans at most a few blocks of the sizes Flush writes.
+const maxFreeBlocks = 4
+
 // convert reads the spool file of sr and writes it to w as one Parquet file, cutting row
-// groups when their encoded size reaches rowGroupBytes. sizes, if not nil, carries the
-// dictionary sizes from one file to the next. Memory stays near one row group plus
-// one chunk of rows, whatever the file's size.
-func convert(sr *spoolReader, w io.Writer, rowGroupBytes int64, mem memory.Allocator, sizes *dictSizes) (int64, error) {
+// groups when their encoded size reaches cv.rowGroupBytes. Memory stays near one row group
+// plus one chunk of rows, whatever the file's size.
+func (cv *converter) convert(sr *spoolReader, w io.Writer) (int64, error) {
 	nfeat := len(sr.header.Features)
-	props := writerProps(mem, rowGroupBytes, sr.header.Features)
+	props, err := writerProps(cv.mem, cv.rowGroupBytes, sr.header.Features, cv.compression)
+	if err != nil {
+		return 0, err
+	}
 	sc, err := pqarrow.ToParquet(Schema(sr.header.Features), props, pqarrow.DefaultWriterProps())
 	if err != nil {
 		return 0, fmt.Errorf("parquet schema: %w", err)
@@ -273,17 +306,15 @@ func convert(sr *spoolReader, w io.Writer, rowGroupBytes int64, mem memory.Alloc
 	var (
 		rows int64
 		r    row
-		c    chunk
+		c    = &cv.c
 		rg   file.BufferedRowGroupWriter
-		// Spool blocks the chunk's values point into, the last one being decoded, and
-		// blocks no value points into any more, to read the next ones into.
-		held, free [][]byte
+		// Spool blocks the chunk's values point into, the last one being decoded.
+		held [][]byte
+		free = cv.free
 	)
-	if sizes == nil {
-		sizes = new(dictSizes)
-	}
+	defer func() { cv.free = free[:min(len(free), maxFreeBlocks)] }()
 	for _, i := range dictCols {
-		c.dict[i].size = &sizes[i]
+		c.dict[i].size = &cv.sizes[i]
 	}
 	c.reset(nfeat)
 	c.newRowGroup()
@@ -300,7 +331,7 @@ func convert(sr *spoolReader, w io.Writer, rowGroupBytes int64, mem memory.Alloc
 			clear(held[:len(held)-1])
 			held = append(held[:0], held[len(held)-1])
 		}
-		if rg.TotalCompressedBytes()+rg.TotalBytesWritten() >= rowGroupBytes {
+		if rg.TotalCompressedBytes()+rg.TotalBytesWritten() >= cv.rowGroupBytes {
 			if err := rg.Close(); err != nil {
 				return err
 			}
@@ -345,6 +376,9 @@ func convert(sr *spoolReader, w io.Writer, rowGroupBytes int64, mem memory.Alloc
 	}
 	if err := fw.Close(); err != nil {
 		return rows, fmt.Errorf("parquet close: %w", err)
+	}
+	if !writerDict {
+		free = append(free, held...)
 	}
 	return rows, nil
 }

@@ -52,12 +52,13 @@ type Options struct {
 	RollBytes     int64         // a file is rolled when its row log reaches this size
 	RollAge       time.Duration // ... or when its first row was written this long ago
 	RowGroupBytes int64         // target encoded (compressed) size of one row group
+	Compression   Compression   // codec of the pages: zstd (the default), snappy or none
 	MaxOpen       int           // most files open at once (one per event-time hour)
 	MaxPending    int           // most rolled files waiting for upload before Flush waits
 	Retries       int           // attempts to write one file before Flush reports failure
 	RetryBackoff  time.Duration // first wait between attempts; doubles up to 30 times it
 
-	Allocator memory.Allocator // Arrow memory; default the Go allocator
+	Allocator memory.Allocator // Arrow memory; default a pool of page buffers (see bufferPool)
 	Now       func() time.Time // the wall clock for RollAge; default time.Now
 }
 
@@ -85,7 +86,9 @@ func (o *Options) withDefaults() Options {
 		c.RetryBackoff = DefaultRetryBackoff
 	}
 	if c.Allocator == nil {
-		c.Allocator = memory.DefaultAllocator
+		// Enough for the buffered pages of one row group and the column writers' page
+		// buffers, which is what is in use at the end of each row group.
+		c.Allocator = newBufferPool(int(min(c.RowGroupBytes, 1<<30)) + poolSlack)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -119,7 +122,7 @@ type Sink struct {
 	err      atomic.Pointer[error]
 	stats    struct{ files, rows, retry atomic.Int64 }
 
-	dictSizes dictSizes // the uploader's: see convert
+	conv converter // the uploader's
 
 	ctx    context.Context // cancelled only when the sink is abandoned (tests' kill)
 	cancel context.CancelFunc
@@ -138,6 +141,9 @@ func New(o Options) (*Sink, error) {
 	}
 	o = o.withDefaults()
 	o.Features = slices.Clone(o.Features)
+	if _, _, err := o.Compression.codec(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(o.SpoolDir, 0o755); err != nil {
 		return nil, fmt.Errorf("parquet: spool: %w", err)
 	}
@@ -162,6 +168,7 @@ func New(o Options) (*Sink, error) {
 			s.enqueue(p)
 		}
 	}
+	s.conv = converter{rowGroupBytes: o.RowGroupBytes, mem: o.Allocator, compression: o.Compression}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.upload()
 	go s.ageTicker()
@@ -454,7 +461,7 @@ func (s *Sink) uploadOnce(path string) error {
 	if err != nil {
 		return err
 	}
-	rows, err := convert(sr, writerOnly{w}, s.o.RowGroupBytes, s.o.Allocator, &s.dictSizes)
+	rows, err := s.conv.convert(sr, writerOnly{w})
 	if err != nil {
 		return errors.Join(err, w.Abort())
 	}

@@ -326,7 +326,9 @@ func (sr *spoolReader) next() ([]byte, int, error) {
 		return nil, 0, io.EOF
 	}
 	if cap(sr.block) < int(n) {
-		sr.block = make([]byte, n)
+		// With room to spare: blocks differ a little in size, and a block is read into
+		// again for later ones.
+		sr.block = make([]byte, n, int(n)+int(n)/8)
 	}
 	sr.block = sr.block[:n]
 	if _, err := io.ReadFull(sr.r, sr.block); err != nil {
