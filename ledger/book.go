@@ -21,6 +21,11 @@ type account struct {
 	balance  int64
 	created  int64
 	gen      uint64 // the batch that last touched it
+
+	// PostgreSQL only: the balance its row holds, valid at the balance snapshot's
+	// position (pgsnapshot.go), and whether balance differs from it since a commit.
+	snap  int64
+	dirty bool
 }
 
 // undo restores one account touched by the current batch.

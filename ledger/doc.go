@@ -45,9 +45,12 @@
 // which ids it holds and writes what was decided: SQLiteStore (below) and PostgresStore
 // (OpenPostgres), which writes a batch on one pgx connection in one transaction: the
 // entries and postings by binary COPY (the data encoded directly into one reused buffer,
-// pgcopy.go), new versions, new accounts and balances as multi-row statements from
-// arrays, each row count checked; a duplicate id that got past the lookup fails the
-// batch on the UNIQUE tx_id constraint.
+// pgcopy.go), new versions and new accounts as multi-row statements from arrays, each
+// row count checked; a duplicate id that got past the lookup fails the batch on the
+// UNIQUE tx_id constraint. It does not update the balances in a batch: the journal is
+// their authority, and the accounts table holds a snapshot of them at one entry that
+// the writer writes every Options.BalanceSnapshotEvery entries and on Close; a store
+// that opens adds the postings after it (pgsnapshot.go).
 // Its schema is migrated on open from a versioned list (schema_migrations), and the writer
 // holds a PostgreSQL advisory lock so that a second writer fails at once. Verify, Stats,
 // Export and Reverse's lookup read in REPEATABLE READ snapshots on other connections.

@@ -54,6 +54,28 @@ var pgMigrations = []string{
 	CREATE UNIQUE INDEX entries_reverses ON entries(reverses) WHERE reverses IS NOT NULL;
 	DROP INDEX postings_entry_seq;
 	CREATE INDEX postings_entry_seq ON postings USING brin (entry_seq) WITH (pages_per_range = 16, autosummarize = on);`,
+	// 4: balances leave the batch's transaction. The journal (entries and postings) is the
+	// authority; accounts.balance becomes a snapshot of the balances at the journal
+	// position balance_snapshot.position, written every few batches, and a store adds
+	// the postings after that position when it opens. checksum covers the snapshot (see
+	// pgsnapshot.go); NULL, as this migration leaves it, makes the next open recompute
+	// every balance from the journal. Until then the balances are those of the last
+	// entry, as version 3 kept them.
+	`CREATE TABLE balance_snapshot (
+		one      boolean PRIMARY KEY DEFAULT true CHECK (one), -- a single row
+		position bigint NOT NULL,  -- entries.seq at which accounts.balance is exact
+		checksum bigint            -- of the balances and the position; NULL: unknown
+	);
+	INSERT INTO balance_snapshot(position) SELECT coalesce(max(seq), 0) FROM entries;`,
+	// 5: one index insertion less an entry. Entries are written in seq order by the one
+	// writer, which numbers them from the last under its lock: the B-tree of the primary
+	// key cost every entry an insertion (about a quarter of the entry's COPY) to find
+	// entries by seq, which only range scans do (the tail after the balance snapshot at
+	// open, the postings' join in export). A BRIN index finds those ranges as well;
+	// Verify checks that no seq repeats (duplicate_seq).
+	`ALTER TABLE entries DROP CONSTRAINT entries_pkey;
+	ALTER TABLE entries ALTER COLUMN seq SET NOT NULL;
+	CREATE INDEX entries_seq ON entries USING brin (seq) WITH (pages_per_range = 16, autosummarize = on);`,
 }
 
 // migrationLockKey, with the hash of the schema, serializes migrations between processes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -23,7 +24,8 @@ var _ pipeline.Ledger = (*PostgresStore)(nil)
 // PostgresStore is the ledger in a PostgreSQL database, through pgx. It implements
 // pipeline.Ledger and Store with the same decisions as SQLiteStore (the logic is shared):
 // the store is the single writer of its database, holds every account in memory, and
-// writes each Post batch in one database transaction on its own connection. Verify,
+// writes each Post batch in one database transaction on its own connection; the stored
+// balances are a snapshot that it writes every few batches (pgsnapshot.go). Verify,
 // Stats, Export and the lookup of Reverse read on other connections, in snapshots.
 type PostgresStore struct {
 	core
@@ -34,11 +36,13 @@ type PostgresStore struct {
 	tx   pgx.Tx    // the open batch transaction
 	rd   reader
 
+	bs balanceSnapshot // guarded by mu
+
 	// scratch reused by Post, guarded by mu
 	ids  []string
 	cbuf copyBuf
 	ac   accountColumns
-	bc   balanceColumns
+	lc   limitColumns
 }
 
 type accountColumns struct {
@@ -46,9 +50,9 @@ type accountColumns struct {
 	limit, balance, created []int64
 }
 
-type balanceColumns struct {
-	id             []string
-	balance, limit []int64
+type limitColumns struct {
+	id    []string
+	limit []int64
 }
 
 // OpenPostgres connects to the PostgreSQL database at url (postgres://user:pass@host:port/db
@@ -64,6 +68,10 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (*PostgresStore
 		opts.Now = time.Now
 	}
 	s := &PostgresStore{url: url, opts: opts, core: core{book: newBook(opts.DefaultLimit), now: opts.Now}}
+	s.bs.every = int64(opts.BalanceSnapshotEvery)
+	if s.bs.every <= 0 {
+		s.bs.every = defaultBalanceSnapshotEvery
+	}
 	s.wr = s
 	s.rd = reader{dialect: dialectPostgres, closed: s.isClosed}
 	if err := s.open(ctx); err != nil {
@@ -75,6 +83,15 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (*PostgresStore
 			s.Close()
 			return nil, err
 		}
+		// Store what open added to the snapshot (the journal after it), so that the next
+		// open reads none of it again.
+		s.mu.Lock()
+		err := s.writeSnapshot(ctx)
+		s.mu.Unlock()
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -82,10 +99,24 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (*PostgresStore
 // redactURL hides the password of a connection URL in messages.
 func redactURL(u string) string {
 	cfg, err := pgx.ParseConfig(u)
-	if err != nil || cfg.Password == "" {
-		return u
+	if err == nil {
+		if cfg.Password == "" {
+			return u
+		}
+		return strings.Replace(u, cfg.Password, "xxxxx", 1)
 	}
-	return strings.Replace(u, cfg.Password, "xxxxx", 1)
+	// A connection string the driver refuses may still carry a password: hide it.
+	if p, err := url.Parse(u); err == nil && p.Scheme != "" {
+		return p.Redacted()
+	}
+	if i := strings.Index(u, "password="); i >= 0 {
+		j := strings.IndexAny(u[i:], " &")
+		if j < 0 {
+			j = len(u) - i
+		}
+		return u[:i] + "password=xxxxx" + u[i+j:]
+	}
+	return "(connection string hidden: it does not parse)"
 }
 
 func (s *PostgresStore) open(ctx context.Context) error {
@@ -132,7 +163,8 @@ func (s *PostgresStore) open(ctx context.Context) error {
 	return s.load(ctx, pgQuerier{tx})
 }
 
-// load reads every account, the versions and the last entry sequence number.
+// load reads every account, the versions, the last entry sequence number and the
+// balances (loadBalances).
 func (s *PostgresStore) load(ctx context.Context, q querier) error {
 	rows, err := q.Query(ctx, `SELECT id, currency, kind, credit_limit, balance, coalesce(created_ts, 0) FROM accounts`)
 	if err != nil {
@@ -146,6 +178,7 @@ func (s *PostgresStore) load(ctx context.Context, q querier) error {
 			return fmt.Errorf("load accounts: %w", err)
 		}
 		a.kind = Kind(kind)
+		a.snap = a.balance
 		s.book.accounts[a.id] = a
 	}
 	if err := rows.Err(); err != nil {
@@ -169,12 +202,7 @@ func (s *PostgresStore) load(ctx context.Context, q querier) error {
 		return fmt.Errorf("load versions: %w", err)
 	}
 	rows.Close()
-	var last int64
-	if err := queryRow(ctx, q, `SELECT coalesce(max(seq), 0) FROM entries`, nil, &last); err != nil {
-		return fmt.Errorf("load last entry: %w", err)
-	}
-	s.book.nextSeq = last + 1
-	return nil
+	return s.loadBalances(ctx, q)
 }
 
 // Post posts approved transactions in order, with the semantics of SQLiteStore.Post: each
@@ -207,7 +235,10 @@ func (s *PostgresStore) Balance(ctx context.Context, id string) (Account, error)
 	return s.balance(ctx, id)
 }
 
-// Verify re-checks every invariant from the stored entries; see SQLiteStore.Verify.
+// Verify re-checks every invariant from the stored entries; see SQLiteStore.Verify. An
+// account's stored balance is checked against the sum of its postings up to the balance
+// snapshot's position, the limit against the sum of all of them, and no two entries may
+// share a sequence number (DuplicateSeq).
 func (s *PostgresStore) Verify(ctx context.Context) error { return s.rd.verify(ctx) }
 
 // Stats summarizes the ledger; see SQLiteStore.Stats.
@@ -218,16 +249,27 @@ func (s *PostgresStore) Export(ctx context.Context, since int64, w io.Writer) er
 	return s.rd.export(ctx, since, w)
 }
 
-// Sync does nothing: a PostgreSQL commit is as durable as the server's synchronous_commit
-// makes it (on, the default: flushed to its write-ahead log before COMMIT returns).
+// Sync writes the balance snapshot (the balances that changed since the last one), so
+// that the next open reads no journal. Durability needs no Sync: a PostgreSQL commit is
+// as durable as the server's synchronous_commit makes it (on, the default: flushed to its
+// write-ahead log before COMMIT returns), and the journal is the authority.
 func (s *PostgresStore) Sync(ctx context.Context) error {
-	if s.isClosed() {
-		return ErrClosed
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return ctx.Err()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.conn == nil || s.broken != nil:
+		return nil // read-only, or unusable until reopened (which reads the journal)
+	}
+	return s.writeSnapshot(ctx)
 }
 
-// Close closes the connections, which releases the writer lock. It is safe to call twice.
+// Close writes the balance snapshot and closes the connections, which releases the
+// writer lock. It is safe to call twice.
 func (s *PostgresStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -235,7 +277,14 @@ func (s *PostgresStore) Close() error {
 		return nil
 	}
 	s.closed = true
-	if err := s.closeDB(); err != nil {
+	var errs []error
+	if s.conn != nil && s.broken == nil && !s.conn.IsClosed() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		errs = append(errs, s.writeSnapshot(ctx))
+		cancel()
+	}
+	errs = append(errs, s.closeDB())
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("ledger: close postgres: %w", err)
 	}
 	return nil
@@ -286,9 +335,10 @@ func (s *PostgresStore) lookupIDs(ctx context.Context, reqs []pipeline.PostReque
 
 // write copies the entries and their postings (binary COPY, the fastest way in: a
 // multi-row INSERT ... ON CONFLICT (tx_id) DO NOTHING of the entries cost three times as
-// much in BenchmarkLedger), then sends the versions and account inserts and the balance
-// updates in one round trip, as multi-row statements from arrays (unnest). It checks
-// every row count.
+// much in BenchmarkLedger), then sends the versions and account inserts, the changed
+// limits and, when one is due, the balance snapshot (pgsnapshot.go) in one round trip,
+// as multi-row statements from arrays (unnest). It checks every row count. The balances
+// of existing accounts are not written: the journal is their authority.
 //
 // Idempotency does not rest on ON CONFLICT: the batch's ids were looked up in the same
 // transaction, under the writer lock, so a duplicate never reaches COPY; if one did (a
@@ -296,9 +346,13 @@ func (s *PostgresStore) lookupIDs(ctx context.Context, reqs []pipeline.PostReque
 // batch, which is rolled back and may be retried: the outcome ON CONFLICT DO NOTHING with
 // a row-count check would give, where a silently skipped row is an error too.
 func (s *PostgresStore) write(ctx context.Context, reqs []pipeline.PostRequest, reverses []string, bk *book, now int64) error {
-	ac, bc := &s.ac, &s.bc
+	ac, lc := &s.ac, &s.lc
 	ac.id, ac.currency, ac.kind, ac.limit, ac.balance, ac.created = ac.id[:0], ac.currency[:0], ac.kind[:0], ac.limit[:0], ac.balance[:0], ac.created[:0]
-	bc.id, bc.balance, bc.limit = bc.id[:0], bc.balance[:0], bc.limit[:0]
+	lc.id, lc.limit = lc.id[:0], lc.limit[:0]
+	// Balances are written by the snapshot only (pgsnapshot.go). A new account's row holds
+	// its balance at the snapshot's position: 0 when the stored snapshot is older than the
+	// batch, its balance after the batch when the batch writes the snapshot.
+	snapshot := s.bs.due(bk.nextSeq - 1)
 	for _, u := range bk.undo {
 		a := u.a
 		if u.created {
@@ -306,12 +360,15 @@ func (s *PostgresStore) write(ctx context.Context, reqs []pipeline.PostRequest, 
 			ac.currency = append(ac.currency, a.currency)
 			ac.kind = append(ac.kind, string(a.kind))
 			ac.limit = append(ac.limit, a.limit)
-			ac.balance = append(ac.balance, a.balance)
+			if snapshot {
+				ac.balance = append(ac.balance, a.balance)
+			} else {
+				ac.balance = append(ac.balance, 0)
+			}
 			ac.created = append(ac.created, a.created)
-		} else {
-			bc.id = append(bc.id, a.id)
-			bc.balance = append(bc.balance, a.balance)
-			bc.limit = append(bc.limit, a.limit)
+		} else if a.limit != u.limit {
+			lc.id = append(lc.id, a.id)
+			lc.limit = append(lc.limit, a.limit)
 		}
 	}
 	if err := s.hook("postings"); err != nil {
@@ -360,48 +417,31 @@ func (s *PostgresStore) write(ctx context.Context, reqs []pipeline.PostRequest, 
 		}
 	}
 	var b pgx.Batch
-	type check struct {
-		what string
-		want int
-	}
-	var checks []check
+	var checks []rowCheck
 	if n := len(bk.newVers); n > 0 {
 		ids, models, rules := make([]int64, n), make([]string, n), make([]string, n)
 		for i, v := range bk.newVers {
 			ids[i], models[i], rules[i] = v.id, v.key.model, v.key.rules
 		}
 		b.Queue(`INSERT INTO versions(id, model, rules) SELECT * FROM unnest($1::integer[], $2::text[], $3::text[])`, ids, models, rules)
-		checks = append(checks, check{"insert versions", n})
+		checks = append(checks, rowCheck{"insert versions", n})
 	}
 	if n := len(ac.id); n > 0 {
 		b.Queue(`INSERT INTO accounts(id, currency, kind, credit_limit, balance, created_ts)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])`,
 			ac.id, ac.currency, ac.kind, ac.limit, ac.balance, ac.created)
-		checks = append(checks, check{"insert accounts", n})
+		checks = append(checks, rowCheck{"insert accounts", n})
 	}
-	if n := len(bc.id); n > 0 {
-		b.Queue(`UPDATE accounts SET balance = v.balance, credit_limit = v.lim
-			FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, balance, lim) WHERE accounts.id = v.id`,
-			bc.id, bc.balance, bc.limit)
-		checks = append(checks, check{"update balances", n})
+	if n := len(lc.id); n > 0 {
+		b.Queue(`UPDATE accounts SET credit_limit = v.lim
+			FROM unnest($1::text[], $2::bigint[]) AS v(id, lim) WHERE accounts.id = v.id`, lc.id, lc.limit)
+		checks = append(checks, rowCheck{"update limits", n})
 	}
-	if len(checks) == 0 {
-		return nil
+	if snapshot {
+		s.bs.prepare(bk.nextSeq-1, bk.undo)
+		s.bs.queue(&b, &checks)
 	}
-	br := s.tx.SendBatch(ctx, &b)
-	for _, c := range checks {
-		tag, err := br.Exec()
-		if err != nil {
-			br.Close()
-			return fmt.Errorf("%s: %w", c.what, err)
-		}
-		if got := tag.RowsAffected(); got != int64(c.want) {
-			br.Close()
-			// The tables no longer match memory: another writer?
-			return fmt.Errorf("%s: %d rows changed, want %d", c.what, got, c.want)
-		}
-	}
-	return br.Close()
+	return execChecked(ctx, s.tx, &b, checks)
 }
 
 // The COPY statements of write; the column types are those copyBuf writes.
@@ -414,10 +454,15 @@ const (
 func (s *PostgresStore) commit(ctx context.Context) error {
 	tx := s.tx
 	s.tx = nil
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	s.bs.committed(s.book.undo)
+	return nil
 }
 
 func (s *PostgresStore) rollback() error {
+	s.bs.discard()
 	if s.tx == nil {
 		if s.conn.IsClosed() {
 			return errConnClosed

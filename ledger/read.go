@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -232,6 +233,9 @@ type Violation string
 const (
 	// DuplicateTxID means a transaction id has two entries.
 	DuplicateTxID Violation = "duplicate_tx_id"
+	// DuplicateSeq means two entries have the same sequence number (PostgreSQL, whose
+	// entries have no unique index on seq: the writer numbers them).
+	DuplicateSeq Violation = "duplicate_seq"
 	// UnknownVersion means an entry's version_id names no row of versions.
 	UnknownVersion Violation = "unknown_version"
 	// OrphanPosting means a posting's entry does not exist.
@@ -290,7 +294,7 @@ func (e *VerifyError) Error() string {
 		fmt.Fprintf(&b, ": currency %s", e.Currency)
 	}
 	switch e.Violation {
-	case DuplicateTxID, DuplicateReversal:
+	case DuplicateTxID, DuplicateReversal, DuplicateSeq:
 		fmt.Fprintf(&b, ": %d entries", e.Got)
 	case UnknownVersion:
 		fmt.Fprintf(&b, ": version_id %d is not in versions", e.Got)
@@ -316,8 +320,9 @@ type verifyAccount struct {
 	currency string
 	kind     Kind
 	limit    int64
-	balance  int64
-	sum      int64
+	balance  int64 // stored: as of the entry upTo of verifyEntries
+	sum      int64 // of all its postings
+	stored   int64 // of its postings up to the entry upTo
 }
 
 // Verify recomputes the ledger from its entries and postings in one snapshot and checks
@@ -345,27 +350,37 @@ func (rd *reader) verify(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// SQLite's stored balances are those of the last entry; PostgreSQL's those of
+		// the balance snapshot's position (pgsnapshot.go), none without a snapshot.
+		upTo := int64(math.MaxInt64)
 		if rd.dialect == dialectPostgres {
-			err = verifyEntries(ctx, tx, ptx, accts, revs, "entry_seq")
+			if err := queryRow(ctx, tx, `SELECT position FROM balance_snapshot`, nil, &upTo); errors.Is(err, errNoRows) {
+				upTo = -1
+			} else if err != nil {
+				return fmt.Errorf("read balance snapshot: %w", err)
+			}
+		}
+		if rd.dialect == dialectPostgres {
+			err = verifyEntries(ctx, tx, ptx, accts, revs, "entry_seq", upTo)
 		} else {
 			// Postings are written in entry order, so a scan in insertion order needs no
 			// sort. If it stops, at a violation or at postings out of entry order, scan
 			// again sorted: postings that something else wrote out of order are no
 			// violation.
-			err = verifyEntries(ctx, tx, ptx, accts, revs, "rowid")
+			err = verifyEntries(ctx, tx, ptx, accts, revs, "rowid", upTo)
 			var ve *VerifyError
 			if errors.Is(err, errUnsorted) || errors.As(err, &ve) {
 				for _, a := range accts {
-					a.sum = 0
+					a.sum, a.stored = 0, 0
 				}
 				revs.reset()
-				err = verifyEntries(ctx, tx, ptx, accts, revs, "entry_seq, rowid")
+				err = verifyEntries(ctx, tx, ptx, accts, revs, "entry_seq, rowid", upTo)
 			}
 		}
 		if err != nil {
 			return err
 		}
-		return verifyAccounts(accts)
+		return verifyAccounts(accts, upTo >= 0)
 	})
 	var ve *VerifyError
 	if err != nil && !errors.As(err, &ve) {
@@ -470,9 +485,9 @@ type verifyPosting struct {
 }
 
 // verifyEntries merges the entries, in seq order, with the postings in the given order,
-// which must turn out to be entry order, adds each posting to its account's sum, and checks
-// each entry.
-func verifyEntries(ctx context.Context, tx, ptx querier, accts map[string]*verifyAccount, revs *verifyReversals, order string) error {
+// which must turn out to be entry order, adds each posting to its account's sum (and to
+// its stored sum up to the entry upTo), and checks each entry.
+func verifyEntries(ctx context.Context, tx, ptx querier, accts map[string]*verifyAccount, revs *verifyReversals, order string, upTo int64) error {
 	erows, err := tx.Query(ctx, `SELECT seq, tx_id, currency, amount, coalesce(reverses, '') FROM entries ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("read entries: %w", err)
@@ -485,7 +500,7 @@ func verifyEntries(ctx context.Context, tx, ptx querier, accts map[string]*verif
 	defer prows.Close()
 
 	var p verifyPosting
-	havePosting, lastSeq := false, int64(-1<<63)
+	havePosting, lastSeq, lastEntry := false, int64(-1<<63), int64(-1<<63)
 	nextPosting := func() error {
 		if !prows.Next() {
 			havePosting = false
@@ -512,6 +527,10 @@ func verifyEntries(ctx context.Context, tx, ptx querier, accts map[string]*verif
 		if err := erows.Scan(&seq, &id, &cur, &amount, &reverses); err != nil {
 			return fmt.Errorf("read entries: %w", err)
 		}
+		if seq == lastEntry {
+			return &VerifyError{Violation: DuplicateSeq, Seq: seq, TxID: id, Got: 2}
+		}
+		lastEntry = seq
 		// The postings of a reversed entry and of its reversal add up in net[original].
 		var net map[string]int64
 		if reverses != "" {
@@ -537,6 +556,9 @@ func verifyEntries(ctx context.Context, tx, ptx querier, accts map[string]*verif
 				return &VerifyError{Violation: CurrencyMismatch, Seq: seq, TxID: id, Account: p.account}
 			}
 			a.sum += p.amount
+			if p.seq <= upTo {
+				a.stored += p.amount
+			}
 			sum += p.amount
 			if net != nil {
 				net[p.account] += p.amount
@@ -577,8 +599,9 @@ func verifyEntries(ctx context.Context, tx, ptx querier, accts map[string]*verif
 	return nil
 }
 
-// verifyAccounts checks the currency sums, then each account in id order.
-func verifyAccounts(accts map[string]*verifyAccount) error {
+// verifyAccounts checks the currency sums, then each account in id order: its stored
+// balance (when stored) and its limit.
+func verifyAccounts(accts map[string]*verifyAccount, stored bool) error {
 	byCurrency := make(map[string]int64)
 	for _, a := range accts {
 		byCurrency[a.currency] += a.sum
@@ -600,11 +623,11 @@ func verifyAccounts(accts map[string]*verifyAccount) error {
 	slices.Sort(ids)
 	for _, id := range ids {
 		a := accts[id]
-		if a.balance != a.sum {
-			return &VerifyError{Violation: BalanceMismatch, Account: id, Want: a.sum, Got: a.balance}
+		if stored && a.balance != a.stored {
+			return &VerifyError{Violation: BalanceMismatch, Account: id, Want: a.stored, Got: a.balance}
 		}
-		if a.kind == KindCustomer && a.balance < -a.limit {
-			return &VerifyError{Violation: LimitExceeded, Account: id, Want: a.limit, Got: a.balance}
+		if a.kind == KindCustomer && a.sum < -a.limit {
+			return &VerifyError{Violation: LimitExceeded, Account: id, Want: a.limit, Got: a.sum}
 		}
 	}
 	return nil

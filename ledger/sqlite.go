@@ -97,6 +97,13 @@ type Options struct {
 	// PostgresStore only.
 	SynchronousCommit string
 
+	// BalanceSnapshotEvery is how many entries a PostgresStore posts between two
+	// snapshots of the account balances (default 100,000). The balances are kept in memory
+	// and derived from the journal; a snapshot bounds what a store reads of the journal when
+	// it opens (the entries after the snapshot) at the cost of one row update per account
+	// changed since the previous snapshot. PostgresStore only.
+	BalanceSnapshotEvery int
+
 	// ReadOnly opens a PostgresStore for reading only: no migrations, no writer lock, and
 	// Post and Reverse fail. For the fraudpipe ledger commands beside a running pipeline.
 	ReadOnly bool
