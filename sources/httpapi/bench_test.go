@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -25,12 +26,17 @@ func BenchmarkAPILatency(b *testing.B) {
 			h.startEngine()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				cpu := processCPU()
 				res, err := LoadTest(context.Background(), LoadOptions{
-					URL:      h.url + PathTransactions,
-					Rate:     float64(rate),
-					Duration: benchDuration,
-					Body:     LoadBody(fmt.Sprintf("bench-%d-%d-%d", rate, i, time.Now().UnixNano())),
+					URL:        h.url + PathTransactions,
+					Rate:       float64(rate),
+					Duration:   benchDuration,
+					AppendBody: AppendLoadBody(fmt.Sprintf("bench-%d-%d-%d", rate, i, time.Now().UnixNano())),
 				})
+				cpu = processCPU() - cpu
+				runtime.ReadMemStats(&after)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -45,6 +51,15 @@ func BenchmarkAPILatency(b *testing.B) {
 				b.ReportMetric(ms(res.Max), "max-ms")
 				b.ReportMetric(float64(res.Count)/res.Elapsed.Seconds(), "req/s")
 				b.ReportMetric(float64(res.Errors), "errors")
+				// Allocations of the whole process (load generator, server and engine) per
+				// request, and the collections they caused.
+				b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(max(1, res.Count)), "allocs/req")
+				b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(max(1, res.Count)), "B/req")
+				b.ReportMetric(float64(after.NumGC-before.NumGC)/res.Elapsed.Seconds(), "gc/s")
+				b.ReportMetric(float64(after.PauseTotalNs-before.PauseTotalNs)/1e6, "gc-pause-ms")
+				// CPU time of the whole process per request: unlike the latencies, it hardly
+				// depends on what else the machine runs.
+				b.ReportMetric(float64(cpu.Microseconds())/float64(max(1, res.Count)), "cpu-us/req")
 			}
 		})
 	}
@@ -89,7 +104,7 @@ func BenchmarkAPILatencyExternal(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				res, err := LoadTest(context.Background(), LoadOptions{
 					URL: url + PathTransactions, Rate: float64(rate), Duration: benchDuration,
-					Body: LoadBody(fmt.Sprintf("ext-%d-%d-%d", rate, i, time.Now().UnixNano())),
+					AppendBody: AppendLoadBody(fmt.Sprintf("ext-%d-%d-%d", rate, i, time.Now().UnixNano())),
 				})
 				if err != nil {
 					b.Fatal(err)

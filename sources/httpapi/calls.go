@@ -3,6 +3,8 @@ package httpapi
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/fraudpipe/fraudpipe/pipeline"
 )
 
 // A call is one transaction waiting for its decision. Requests for the same id share the
@@ -126,16 +128,17 @@ func (r *registry) take(calls []*call, pos []int64) []int64 {
 	return pos
 }
 
-// untake returns the calls at the given positions, forgetting them; a position that is not
-// a taken call gives nil.
-func (r *registry) untake(pos func(i int) int64, n int, into []*call) []*call {
+// untake returns the calls of the API's events, in order, forgetting them; an event of
+// another source, or at a position that is not a taken call, gives nil.
+func (r *registry) untake(events []pipeline.Event, into []*call) []*call {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i := range n {
-		p := pos(i)
-		c := r.taken[p]
-		if c != nil {
-			delete(r.taken, p)
+	for i := range events {
+		var c *call
+		if ev := &events[i]; ev.Source == SourceName {
+			if c = r.taken[ev.Pos]; c != nil {
+				delete(r.taken, ev.Pos)
+			}
 		}
 		into = append(into, c)
 	}

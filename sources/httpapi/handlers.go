@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 )
@@ -27,24 +29,81 @@ func (s *Server) handleOne(w http.ResponseWriter, r *http.Request) int {
 		de := err.(*pipeline.DecodeError)
 		return reply(w, http.StatusBadRequest, errorJSON("invalid transaction", de.Code, de.Detail))
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
-	defer cancel()
-	cached, c, owner := s.submit(ctx, tx.ID, body)
+	dl := s.newDeadline(r)
+	defer dl.release()
+	cached, c, owner := s.submit(&dl, tx.ID, body)
 	if cached != nil {
-		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header()["Idempotent-Replayed"] = headerTrue
 		return reply(w, http.StatusOK, cached)
 	}
-	st, answer, e := s.wait(ctx, r.Context(), c, owner)
+	st, answer, e := s.wait(&dl, c, owner)
 	if e != nil {
 		if st == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
+			w.Header()["Retry-After"] = headerOne
 		}
 		return reply(w, st, e.json())
 	}
 	if !owner {
-		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header()["Idempotent-Replayed"] = headerTrue
 	}
 	return reply(w, st, answer)
+}
+
+// Header values shared by every answer that carries them (see jsonContentType).
+var (
+	headerTrue = []string{"true"}
+	headerOne  = []string{"1"}
+)
+
+// timerPool holds the timers of requests' deadlines, so that a request waiting for its
+// decision costs no timer, context or channel of its own.
+var timerPool sync.Pool
+
+// closedTimes is a channel that is always ready: a deadline that has passed.
+var closedTimes = func() chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+// deadline is how long a request waits for its decisions (Options.Timeout) and whether its
+// client is still there. It is used by the request's goroutine only.
+type deadline struct {
+	timer   *time.Timer
+	expired bool
+	ctx     context.Context // the request's: done when the client goes away
+	gone    <-chan struct{}
+}
+
+func (s *Server) newDeadline(r *http.Request) deadline {
+	t, _ := timerPool.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(s.opts.Timeout)
+	} else {
+		t.Reset(s.opts.Timeout)
+	}
+	ctx := r.Context()
+	return deadline{timer: t, ctx: ctx, gone: ctx.Done()}
+}
+
+// expiry is ready once the timeout has passed, and stays ready: call expire after
+// receiving from it.
+func (d *deadline) expiry() <-chan time.Time {
+	if d.expired {
+		return closedTimes
+	}
+	return d.timer.C
+}
+
+func (d *deadline) expire() { d.expired = true }
+
+// clientGone reports whether the client closed the request.
+func (d *deadline) clientGone() bool { return d.ctx.Err() != nil }
+
+func (d *deadline) release() {
+	d.timer.Stop() // no stale expiry is delivered after Stop (Go 1.23 timers)
+	timerPool.Put(d.timer)
+	d.timer = nil
 }
 
 // handleGet is GET /v1/transactions/{id}: the cached decision of id.
@@ -82,8 +141,8 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) int {
 		owner  bool
 		err    *apiError
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
-	defer cancel()
+	dl := s.newDeadline(r)
+	defer dl.release()
 	res := make([]item, len(items))
 	var tx pipeline.Transaction
 	for i, data := range items {
@@ -92,15 +151,15 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) int {
 			res[i].err = &apiError{"invalid transaction", de.Code, de.Detail}
 			continue
 		}
-		res[i].cached, res[i].c, res[i].owner = s.submit(ctx, tx.ID, data)
+		res[i].cached, res[i].c, res[i].owner = s.submit(&dl, tx.ID, data)
 	}
 	for i := range res {
 		it := &res[i]
 		if it.c == nil {
 			continue
 		}
-		st, answer, e := s.wait(ctx, r.Context(), it.c, it.owner)
-		if st == http.StatusServiceUnavailable || r.Context().Err() != nil {
+		st, answer, e := s.wait(&dl, it.c, it.owner)
+		if st == http.StatusServiceUnavailable || dl.clientGone() {
 			if e == nil {
 				e = &apiError{"client gone", ReasonTimeout, "the client closed the request"}
 			}
@@ -111,7 +170,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) int {
 					s.reg.abandon(res[j].c, http.StatusServiceUnavailable, e)
 				}
 			}
-			w.Header().Set("Retry-After", "1")
+			w.Header()["Retry-After"] = headerOne
 			return reply(w, http.StatusServiceUnavailable, e.json())
 		}
 		if e != nil {
@@ -204,7 +263,7 @@ func splitBatch(body []byte, array bool, limit int) ([][]byte, *apiError) {
 
 // submit returns the cached decision of id, or the call that will answer it; owner is set
 // when this request made the call and queued it for the engine.
-func (s *Server) submit(ctx context.Context, id string, data []byte) (cached []byte, c *call, owner bool) {
+func (s *Server) submit(dl *deadline, id string, data []byte) (cached []byte, c *call, owner bool) {
 	cached, c, owner = s.reg.join(id, data)
 	if !owner {
 		return cached, c, false
@@ -219,7 +278,12 @@ func (s *Server) submit(ctx context.Context, id string, data []byte) (cached []b
 	default:
 		select {
 		case s.queue <- c:
-		case <-ctx.Done():
+		case <-dl.gone:
+			s.reg.abandon(c, http.StatusServiceUnavailable, &apiError{"not decided", ReasonTimeout,
+				"the client closed the request"})
+			return nil, c, true
+		case <-dl.expiry():
+			dl.expire()
 			s.reg.abandon(c, http.StatusServiceUnavailable, &apiError{"not decided", ReasonTimeout,
 				"the decision engine is saturated; retry with the same id after Retry-After seconds"})
 			return nil, c, true
@@ -234,18 +298,20 @@ func (s *Server) submit(ctx context.Context, id string, data []byte) (cached []b
 	return nil, c, true
 }
 
-// wait waits for call c until ctx ends (the request's deadline, or its client leaving:
-// reqCtx). It returns the decision, or the error answer and its status. The owner of a call
-// the engine has not taken yet withdraws it when it gives up.
-func (s *Server) wait(ctx, reqCtx context.Context, c *call, owner bool) (int, []byte, *apiError) {
+// wait waits for call c until the request's deadline passes or its client leaves. It
+// returns the decision, or the error answer and its status. The owner of a call the engine
+// has not taken yet withdraws it when it gives up.
+func (s *Server) wait(dl *deadline, c *call, owner bool) (int, []byte, *apiError) {
 	select {
 	case <-c.done:
 		return c.status, c.answer, c.err
-	case <-ctx.Done():
+	case <-dl.gone:
+	case <-dl.expiry():
+		dl.expire()
 	}
 	e := &apiError{"not decided in time", ReasonTimeout,
 		"no decision within " + s.opts.Timeout.String() + "; retry with the same id after Retry-After seconds: the transaction is decided at most once"}
-	if reqCtx.Err() != nil {
+	if dl.clientGone() {
 		e = &apiError{"client gone", ReasonTimeout, "the client closed the request"}
 	}
 	if owner && s.reg.abandon(c, http.StatusServiceUnavailable, e) {
@@ -287,14 +353,13 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int)
 	if r.ContentLength > limit {
 		return nil, tooLarge()
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
 	var b []byte
 	var err error
-	if r.ContentLength > 0 { // net/http holds the body to its declared length
+	if r.ContentLength >= 0 { // net/http holds the body to its declared length
 		b = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(body, b)
+		_, err = io.ReadFull(r.Body, b)
 	} else {
-		b, err = io.ReadAll(body)
+		b, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError

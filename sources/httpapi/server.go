@@ -79,6 +79,11 @@ type Server struct {
 	fetchTimer *time.Timer
 	batchCalls []*call
 	batchPos   []int64
+
+	// owned by the engine's sink stage (Respond)
+	respCalls []*call
+	respCache []bool
+	respBuf   []byte
 }
 
 // New builds a server from o: it checks the options and loads the TLS certificate and
@@ -271,8 +276,7 @@ func (s *Server) Register(reg prometheus.Registerer) error {
 // limit. Every answer is JSON and carries X-Request-Id.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
-	h := w.Header()
-	h.Set("X-Request-Id", s.requestID(r))
+	w.Header()["X-Request-Id"] = s.requestID(r)
 	endpoint, status := s.serve(w, r)
 	s.metrics.observe(endpoint, status, time.Since(began))
 }
@@ -301,12 +305,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		return "other", reply(w, http.StatusNotFound, errorJSON("no such endpoint", ReasonNotFound,
 			r.Method+" "+truncate(path, 200)+" is not part of the API: POST "+PathTransactions+", POST "+PathBatch+" or GET "+PathTransactions+"/{id}"))
 	}
-	client, status := s.authenticate(w, r)
+	sub, status := s.authenticate(w, r)
 	if status != 0 {
 		return endpoint, status
 	}
 	if s.limiter != nil {
-		if ok, wait := s.limiter.allow(client); !ok {
+		if ok, wait := s.limiter.allow(clientID(r, sub)); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
 			return endpoint, reply(w, http.StatusTooManyRequests, errorJSON("too many requests", ReasonRateLimited,
 				fmt.Sprintf("over %g requests per second (burst %d) for this client; wait Retry-After seconds", s.opts.RateLimit, s.opts.Burst)))
@@ -322,8 +326,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	}
 }
 
-// authenticate checks the bearer token and returns the client's id for the rate limit: the
-// token's subject, or the remote IP without authentication (or without a subject).
+// authenticate checks the bearer token and returns its subject ("" without
+// authentication).
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, int) {
 	var sub string
 	if s.verifier != nil {
@@ -336,22 +340,29 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, i
 			return "", reply(w, http.StatusUnauthorized, errorJSON("unauthorized", ReasonUnauthorized, err.Error()))
 		}
 	}
+	return sub, 0
+}
+
+// clientID is the client's id for the rate limit: the token's subject, or the remote IP
+// without authentication (or without a subject).
+func clientID(r *http.Request, sub string) string {
 	if sub != "" {
-		return "sub:" + sub, 0
+		return "sub:" + sub
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	return "ip:" + host, 0
+	return "ip:" + host
 }
 
-// requestID is the request's X-Request-Id when it is a sane one, or a new one.
-func (s *Server) requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 128 && printableASCII(id) {
-		return id
+// requestID is the value of the answer's X-Request-Id header: the request's own when it is
+// a single sane one (its header value is reused as it is), or a new one.
+func (s *Server) requestID(r *http.Request) []string {
+	if v := r.Header["X-Request-Id"]; len(v) == 1 && v[0] != "" && len(v[0]) <= 128 && printableASCII(v[0]) {
+		return v
 	}
-	return s.ridPrefix + strconv.FormatUint(s.ridSeq.Add(1), 36)
+	return []string{s.ridPrefix + strconv.FormatUint(s.ridSeq.Add(1), 36)}
 }
 
 func printableASCII(s string) bool {
@@ -389,11 +400,22 @@ func errorJSON(msg, reason, detail string) []byte {
 	return append(b, '}')
 }
 
+// jsonContentType is the Content-Type header value of every answer. Header values are
+// never changed in place (net/http copies them), so one slice serves every answer.
+var jsonContentType = []string{"application/json"}
+
+// autoLengthBytes is the largest body that net/http gives a Content-Length by itself:
+// an answer written in one piece before the handler returns and no larger than its
+// response buffer (2 KiB) is sent with its length, without the handler formatting it.
+const autoLengthBytes = 2048
+
 // reply writes a JSON answer and returns its status.
 func reply(w http.ResponseWriter, status int, body []byte) int {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Type"] = jsonContentType
+	if len(body) > autoLengthBytes {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	w.WriteHeader(status)
 	w.Write(body)
 	return status

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -452,5 +455,70 @@ func TestOptionsRefused(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
+	}
+}
+
+// TestClientGoneWithdrawsItsCall: a client that closes its request while the engine has not
+// taken the transaction withdraws it at once, not at the timeout.
+func TestClientGoneWithdrawsItsCall(t *testing.T) {
+	h := newHarness(t, Options{Timeout: time.Hour})
+	// No engine runs: the transaction waits in the queue.
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url+PathTransactions, bytes.NewReader(tx("gone-1", "card-1", "1.00")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ctJSON)
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("answered %s", resp.Status)
+		}
+		errc <- err
+	}()
+	waitFor(t, "the transaction to be queued", func() bool { n, _, _ := h.srv.reg.counts(); return n == 1 })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v, want its own cancellation", err)
+	}
+	waitFor(t, "the call to be withdrawn", func() bool { n, _, _ := h.srv.reg.counts(); return n == 0 })
+	// The id may enter the engine again, and is decided once.
+	h.startEngine()
+	if st, _, body := h.post(PathTransactions, ctJSON, tx("gone-1", "card-1", "1.00")); st != http.StatusOK {
+		t.Fatalf("retry: %d %s", st, body)
+	}
+	if stats := h.stopEngine(); stats.Events != 1 {
+		t.Errorf("engine saw %d events, want 1", stats.Events)
+	}
+}
+
+// TestAnswersCarryTheirLength: every answer has a Content-Length, whether net/http sets it
+// (small answers) or reply does (answers over net/http's buffer).
+func TestAnswersCarryTheirLength(t *testing.T) {
+	for _, n := range []int{0, 1, autoLengthBytes - 1, autoLengthBytes, autoLengthBytes + 1, 50_000} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reply(w, http.StatusOK, bytes.Repeat([]byte("x"), n))
+		}))
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			req, _ := http.NewRequest(method, srv.URL, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if n > 0 && resp.Header.Get("Content-Length") != strconv.Itoa(n) || resp.TransferEncoding != nil {
+				t.Errorf("%s of a %d-byte answer: Content-Length %q, Transfer-Encoding %v", method, n, resp.Header.Get("Content-Length"), resp.TransferEncoding)
+			}
+			if method == http.MethodGet && len(body) != n {
+				t.Errorf("%d-byte answer read as %d bytes", n, len(body))
+			}
+			if resp.Header.Get("Content-Type") != ctJSON {
+				t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
+			}
+		}
+		srv.Close()
 	}
 }

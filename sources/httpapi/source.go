@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,14 +84,11 @@ more:
 // transaction id and sent as the answer; a duplicate_id refusal of an id no longer cached
 // (decided before a restart, or evicted) is answered 409; any other refusal 400. The
 // events are not kept.
+//
+// Respond is called by one goroutine, the engine's sink stage.
 func (s *Server) Respond(events []pipeline.Event) {
-	calls := s.reg.untake(func(i int) int64 {
-		if events[i].Source != SourceName {
-			return 0
-		}
-		return events[i].Pos
-	}, len(events), make([]*call, 0, len(events)))
-	cache := make([]bool, len(calls))
+	calls := s.reg.untake(events, s.respCalls[:0])
+	cache := append(s.respCache[:0], make([]bool, len(calls))...)
 	for i, c := range calls {
 		if c == nil {
 			continue
@@ -99,7 +97,9 @@ func (s *Server) Respond(events []pipeline.Event) {
 		switch {
 		case ev.Err == nil:
 			c.status = http.StatusOK
-			c.answer = pipeline.AppendDecisionJSON(make([]byte, 0, 256), ev, s.opts.FeatureNames)
+			// Encoded into a reused buffer, then copied at its size: the answer is cached.
+			s.respBuf = pipeline.AppendDecisionJSON(s.respBuf[:0], ev, s.opts.FeatureNames)
+			c.answer = bytes.Clone(s.respBuf)
 			cache[i] = true
 		case ev.Err.Code == pipeline.ReasonDuplicateID:
 			if b := s.reg.lookup(c.id); b != nil {
@@ -115,6 +115,8 @@ func (s *Server) Respond(events []pipeline.Event) {
 		}
 	}
 	s.reg.complete(calls, cache)
+	clear(calls)
+	s.respCalls, s.respCache = calls[:0], cache[:0]
 }
 
 // position is the API's source position: there is nothing to rewind to, since a request is
