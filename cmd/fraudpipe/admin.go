@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,11 +35,26 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// startAdmin listens on addr and serves the endpoints until stop.
+// startAdmin listens on addr and serves the endpoints over plain HTTP until stop.
 func startAdmin(addr string, reg *prometheus.Registry, log *slog.Logger) (*admin, error) {
+	return startAdminConfig(config.Admin{Listen: addr}, func(p string) string { return p }, reg, log)
+}
+
+// startAdminConfig listens on c.Listen and serves the endpoints until stop: over HTTPS
+// when c.TLS names a certificate (mutual TLS with a client CA), else plain HTTP. resolve
+// finds the TLS files relative to the config file (config.Config.Resolve).
+func startAdminConfig(c config.Admin, resolve func(string) string, reg *prometheus.Registry, log *slog.Logger) (*admin, error) {
+	tc, err := serverTLS("admin.tls", c.TLS, resolve)
+	if err != nil {
+		return nil, err
+	}
+	addr := c.Listen
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin.listen %s: %w", addr, err)
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	a := &admin{ln: ln}
 	mux := http.NewServeMux()
@@ -49,14 +67,27 @@ func startAdmin(addr string, reg *prometheus.Registry, log *slog.Logger) (*admin
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: tc,
+		ErrorLog: stdlog.New(serverErrors{log}, "", 0)}
 	go func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin endpoints stopped", "err", err)
 		}
 	}()
-	log.Info("admin endpoints", "addr", ln.Addr().String())
+	log.Info("admin endpoints", "addr", ln.Addr().String(), "tls", tc != nil, "client_certificates", tc != nil && tc.ClientCAs != nil)
 	return a, nil
+}
+
+// serverErrors passes the errors net/http logs to log, except failed TLS handshakes (a
+// plain-HTTP client, one without a client certificate, a port scanner): the client's
+// problem, and not worth a line each.
+type serverErrors struct{ log *slog.Logger }
+
+func (e serverErrors) Write(p []byte) (int, error) {
+	if msg := strings.TrimSpace(string(p)); !strings.Contains(msg, "TLS handshake error") {
+		e.log.Warn("admin endpoints", "err", msg)
+	}
+	return len(p), nil
 }
 
 func (a *admin) stop() {

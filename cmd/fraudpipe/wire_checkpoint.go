@@ -16,7 +16,8 @@ import (
 func openCheckpointStore(ctx context.Context, cfg *config.Config) (pipeline.CheckpointStore, error) {
 	c := cfg.Checkpoint
 	if strings.HasPrefix(c.Dir, "s3://") {
-		o := s3store.Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region, PathStyle: c.S3.PathStyle}
+		o := s3store.Options{Endpoint: c.S3.Endpoint, Region: c.S3.Region, PathStyle: c.S3.PathStyle,
+			SSE: c.S3.SSE, SSEKMSKeyID: c.S3.SSEKMSKeyID}
 		if c.S3.AccessKeyID != "" {
 			o.Credentials = credentials.NewStaticCredentialsProvider(c.S3.AccessKeyID, c.S3.SecretAccessKey.Reveal(), c.S3.SessionToken.Reveal())
 		}

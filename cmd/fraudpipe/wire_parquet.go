@@ -42,15 +42,7 @@ func buildParquet(cfg *config.Config, env sinkEnv) ([]pipeline.Sink, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dest, err := parquet.OpenDestination(ctx, path, parquet.S3Options{
-		Endpoint:        pc.S3.Endpoint,
-		Region:          pc.S3.Region,
-		PathStyle:       pc.S3.PathStyle,
-		AccessKeyID:     pc.S3.AccessKeyID,
-		SecretAccessKey: pc.S3.SecretAccessKey.Reveal(),
-		SessionToken:    pc.S3.SessionToken.Reveal(),
-		PartSize:        int64(pc.PartSizeMB) << 20,
-	})
+	dest, err := parquet.OpenDestination(ctx, path, parquetS3Options(pc))
 	if err != nil {
 		return nil, fmt.Errorf("output.parquet.path: %w", err)
 	}
@@ -62,9 +54,25 @@ func buildParquet(cfg *config.Config, env sinkEnv) ([]pipeline.Sink, error) {
 		RollAge:       time.Duration(pc.RollAge),
 		RowGroupBytes: int64(pc.RowGroupMB) << 20,
 		Retries:       pc.Retries,
+		Compression:   parquet.Compression(pc.Compression),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("output.parquet: %w", err)
 	}
 	return []pipeline.Sink{s}, nil
+}
+
+// parquetS3Options are the S3 settings of output.parquet.
+func parquetS3Options(pc config.ParquetOutput) parquet.S3Options {
+	return parquet.S3Options{
+		Endpoint:        pc.S3.Endpoint,
+		Region:          pc.S3.Region,
+		PathStyle:       pc.S3.PathStyle,
+		AccessKeyID:     pc.S3.AccessKeyID,
+		SecretAccessKey: pc.S3.SecretAccessKey.Reveal(),
+		SessionToken:    pc.S3.SessionToken.Reveal(),
+		PartSize:        int64(pc.PartSizeMB) << 20,
+		SSE:             pc.S3.SSE,
+		SSEKMSKeyID:     pc.S3.SSEKMSKeyID,
+	}
 }

@@ -17,6 +17,7 @@ type Config struct {
 	Log        Log        `yaml:"log" doc:"What fraudpipe run logs, and how."`
 	Admin      Admin      `yaml:"admin" doc:"The HTTP endpoints operators scrape and probe (fraudpipe run only)."`
 	Checkpoint Checkpoint `yaml:"checkpoint" doc:"Checkpoints of fraudpipe run: state, source position and committed output, from which a restarted process resumes."`
+	Scale      Scale      `yaml:"scale" doc:"Scale-out: several instances sharing one partitioned stream (docs/runbook.md, Scale out)."`
 
 	src *origin // where the config was read from; nil for Default
 }
@@ -149,4 +150,5 @@ type Log struct {
 // Admin configures the operator endpoints.
 type Admin struct {
 	Listen string `yaml:"listen" doc:"Address of /metrics (Prometheus), /healthz (alive) and /readyz (state restored, reading), e.g. 127.0.0.1:9464 or :9464; empty: no endpoints."`
+	TLS    TLS    `yaml:"tls" doc:"HTTPS for the endpoints, and optionally mutual TLS; without a certificate they speak plain HTTP."`
 }

@@ -72,7 +72,7 @@ func TestParseErrors(t *testing.T) {
 			[]string{`t.yaml: line 2: windows.durations[1]: expected a duration such as 500ms, 1h30m, 7d or 2w, got "1 day"`}},
 		{"type error at the alias, not the anchor", "x: &l [1h]\nwindows:\n  ttl: *l\n",
 			[]string{
-				`t.yaml: line 1: field x not recognized (valid fields: engine, windows, source, scoring, ledger, output, log, admin, checkpoint)`,
+				`t.yaml: line 1: field x not recognized (valid fields: engine, windows, source, scoring, ledger, output, log, admin, checkpoint, scale)`,
 				`t.yaml: line 3: windows.ttl: expected a duration such as 500ms, 1h30m, 7d or 2w, got a list`,
 			}},
 		{"list expected", "windows:\n  durations: 1h\n",

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -32,15 +34,15 @@ func TestExpand(t *testing.T) {
 			"environment variable A is not set and has no default (write ${A:value} to give one)",
 			"environment variable B is not set and has no default (write ${B:value} to give one)"}},
 		{"${}", "", []string{
-			`${}: "" is not an environment variable name (write ${NAME} or ${NAME:default}; $${ for a literal ${)`}},
+			`${}: "" is not an environment variable name (write ${NAME}, ${NAME:default} or ${file:PATH}; $${ for a literal ${)`}},
 		{"${1X}", "", []string{
-			`${1X}: "1X" is not an environment variable name (write ${NAME} or ${NAME:default}; $${ for a literal ${)`}},
+			`${1X}: "1X" is not an environment variable name (write ${NAME}, ${NAME:default} or ${file:PATH}; $${ for a literal ${)`}},
 		{"${FOO-bar}", "", []string{
-			`${FOO-bar}: "FOO-bar" is not an environment variable name (write ${NAME} or ${NAME:default}; $${ for a literal ${)`}},
+			`${FOO-bar}: "FOO-bar" is not an environment variable name (write ${NAME}, ${NAME:default} or ${file:PATH}; $${ for a literal ${)`}},
 		{"abc ${HOST", "", []string{"unterminated ${ (write $${ for a literal ${)"}},
 	}
 	for _, tt := range tests {
-		got, problems := expand(tt.in, env(vars))
+		got, problems := expand(tt.in, lookups{env: env(vars)})
 		if strings.Join(problems, "\n") != strings.Join(tt.problems, "\n") {
 			t.Errorf("expand(%q) problems %q, want %q", tt.in, problems, tt.problems)
 			continue
@@ -112,13 +114,90 @@ func TestInterpolationErrors(t *testing.T) {
 		{"the value is then checked by its type", "engine:\n  partitions: ${P}\n", map[string]string{"P": "many"},
 			[]string{`t.yaml: line 2: engine.partitions: expected an integer, got "many"`}},
 		{"keys are not interpolated", "${K}: 1\n", map[string]string{"K": "engine"},
-			[]string{`t.yaml: line 1: field ${K} not recognized (valid fields: engine, windows, source, scoring, ledger, output, log, admin, checkpoint)`}},
+			[]string{`t.yaml: line 1: field ${K} not recognized (valid fields: engine, windows, source, scoring, ledger, output, log, admin, checkpoint, scale)`}},
 		{"unterminated", "source:\n  path: ${HOME\n", nil,
 			[]string{`t.yaml: line 2: unterminated ${ (write $${ for a literal ${)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := issueStrings(t, tt.yaml, tt.vars)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("issues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestFileInterpolation reads secrets from files, as Docker and Kubernetes mount them.
+func TestFileInterpolation(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pw := write("os_password", "s3cr3t-from-file\n")
+	write("token", "tok-relative\r\n")
+	write("jwt", "0123456789abcdef0123456789abcdef-jwt\n\n")
+	cfgPath := write("fraudpipe.yaml", `
+source:
+  type: http
+  http:
+    auth: {hs256_secret: "${file:`+filepath.Join(dir, "jwt")+`}"}
+scoring:
+  remote:
+    http: {bearer_token: "${file:token}"}
+ledger:
+  url: "postgres://fraudpipe:${file:`+pw+`}@db:5432/ledger"
+output:
+  opensearch:
+    - {username: fraud, password: "${file:`+pw+`}"}
+`)
+	c, err := Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Output.OpenSearch[0].Password.Reveal(); got != "s3cr3t-from-file" {
+		t.Errorf("password = %q, want the file's contents without the newline", got)
+	}
+	if got := c.Scoring.Remote.HTTP.BearerToken.Reveal(); got != "tok-relative" {
+		t.Errorf("bearer token from a path relative to the config = %q", got)
+	}
+	if got := c.Source.HTTP.Auth.HS256Secret.Reveal(); got != "0123456789abcdef0123456789abcdef-jwt" {
+		t.Errorf("hs256 secret = %q", got)
+	}
+	if got := c.Ledger.URL; got != "postgres://fraudpipe:s3cr3t-from-file@db:5432/ledger" {
+		t.Errorf("ledger.url = %q", got)
+	}
+}
+
+func TestFileInterpolationErrors(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, maxSecretFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing")
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"missing file names file, line and path",
+			"engine:\n  partitions: 2\noutput:\n  opensearch:\n    - password: ${file:" + missing + "}\n",
+			[]string{"t.yaml: line 5: ${file:" + missing + "}: cannot read the file: no such file or directory (mount the secret there, or fix the path)"}},
+		{"a folder is not a secret",
+			"ledger:\n  url: postgres://u:${file:" + dir + "}@h/db\n",
+			[]string{"t.yaml: line 2: ${file:" + dir + "}: cannot read the file: is a directory (mount the secret there, or fix the path)"}},
+		{"empty path", "output:\n  opensearch:\n    - password: ${file:}\n",
+			[]string{"t.yaml: line 3: ${file:}: name the file, as in ${file:/run/secrets/db_password}"}},
+		{"too large", "output:\n  opensearch:\n    - password: ${file:" + big + "}\n",
+			[]string{"t.yaml: line 3: ${file:" + big + "}: the file is larger than 1048576 bytes; it should hold one secret"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := issueStrings(t, tt.yaml, nil)
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("issues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // Lint checks the config file at path without using it and returns every problem found:
@@ -20,6 +21,6 @@ func Lint(path string, env func(string) (string, bool)) []Issue {
 		}
 		return []Issue{{File: path, Msg: msg}}
 	}
-	_, issues := parse(path, data, env)
+	_, issues := parse(path, filepath.Dir(path), data, env)
 	return issues
 }

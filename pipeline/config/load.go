@@ -32,7 +32,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	c, issues := parse(path, data, os.LookupEnv)
+	c, issues := parse(path, filepath.Dir(path), data, os.LookupEnv)
 	if len(issues) > 0 {
 		return nil, &Error{Issues: issues}
 	}
@@ -44,7 +44,7 @@ func Load(path string) (*Config, error) {
 // env looks up environment variables for ${VAR} (nil means os.LookupEnv). Relative paths in
 // a parsed config stay relative to the working directory (see Resolve).
 func Parse(name string, data []byte, env func(string) (string, bool)) (*Config, error) {
-	c, issues := parse(name, data, env)
+	c, issues := parse(name, "", data, env)
 	if len(issues) > 0 {
 		return nil, &Error{Issues: issues}
 	}
@@ -52,19 +52,20 @@ func Parse(name string, data []byte, env func(string) (string, bool)) (*Config, 
 }
 
 // parse does the work of Load, Parse and Lint: it returns the config, with defaults where the
-// file was silent or wrong, and every issue found, sorted by line.
-func parse(name string, data []byte, env func(string) (string, bool)) (*Config, []Issue) {
+// file was silent or wrong, and every issue found, sorted by line. dir is the folder that
+// relative ${file:...} paths are read from ("" for the working directory).
+func parse(name, dir string, data []byte, env func(string) (string, bool)) (*Config, []Issue) {
 	if env == nil {
 		env = os.LookupEnv
 	}
 	c := Default()
-	c.src = &origin{file: name, lines: map[string]pos{}}
+	c.src = &origin{file: name, dir: dir, lines: map[string]pos{}}
 	root, issues := parseYAML(name, data)
 	if len(issues) > 0 {
 		return c, issues
 	}
 	if root != nil {
-		envIssues, bad := interpolate(name, root, env)
+		envIssues, bad := interpolate(name, root, lookups{env: env, dir: dir})
 		issues = append(issues, envIssues...)
 		d := newDecoder(name, bad)
 		d.lines = c.src.lines

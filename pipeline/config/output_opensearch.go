@@ -6,8 +6,11 @@ type OpenSearchOutput struct {
 	Name        string   `yaml:"name" doc:"Names the sink in metrics, logs and dead letters; empty means opensearch-<position>."`
 	Required    bool     `yaml:"required" default:"true" doc:"true: a source position is acknowledged only once every decision before it is indexed (or dead-lettered); the pipeline waits while OpenSearch is down. false: best-effort, from a bounded queue in the background."`
 	URLs        []string `yaml:"urls" default:"[http://localhost:9200]" doc:"OpenSearch nodes."`
-	Username    string   `yaml:"username" doc:"HTTP basic auth user; empty for none."`
-	Password    Secret   `yaml:"password" doc:"HTTP basic auth password; write ${OPENSEARCH_PASSWORD} rather than the password itself."`
+	Auth        string   `yaml:"auth" enum:",basic,sigv4,none" doc:"How requests authenticate: basic (username and password), sigv4 (AWS Signature Version 4 for Amazon OpenSearch Service, with credentials from the standard AWS chain: AWS_ACCESS_KEY_ID, profiles, instance and task roles) or none. Empty: basic when username or password is set, else none."`
+	Username    string   `yaml:"username" doc:"HTTP basic auth user."`
+	Password    Secret   `yaml:"password" doc:"HTTP basic auth password; write ${OPENSEARCH_PASSWORD} or ${file:/run/secrets/opensearch_password}, never the password itself."`
+	AWSRegion   string   `yaml:"aws_region" doc:"sigv4: the domain's AWS region, e.g. eu-west-1; empty: from the AWS chain (AWS_REGION)."`
+	Service     string   `yaml:"service" default:"es" enum:"es,aoss" doc:"sigv4: the service signed for: es (OpenSearch Service domains) or aoss (OpenSearch Serverless collections)."`
 	TLSInsecure bool     `yaml:"tls_skip_verify" default:"false" doc:"Skip TLS certificate verification (test clusters only)."`
 	Index       string   `yaml:"index" default:"fraudpipe-decisions" doc:"Index name prefix (daily) or data stream name (data_stream)."`
 	Mode        string   `yaml:"mode" default:"daily" enum:"daily,data_stream" doc:"daily: one index per UTC day of event time, <index>-2026.11.25; data_stream: one data stream named index, timestamped by ts."`
@@ -20,8 +23,9 @@ type OpenSearchOutput struct {
 	Retry       Retry    `yaml:"retry" doc:"How failed documents are retried (429 and 5xx; mapping errors are dead-lettered at once)."`
 }
 
-// Secret is a string config value that must never be printed: its String method hides it,
-// so logging a config struct with %v or %+v does not leak it.
+// Secret is a string config value that must never be printed: its String and MarshalText
+// methods hide it, so logging a config struct with %v or %+v, or encoding it as JSON, does
+// not leak it. Reveal returns the value for the code that uses it.
 type Secret string
 
 // String returns a placeholder, never the secret.
@@ -31,6 +35,10 @@ func (s Secret) String() string {
 	}
 	return "[redacted]"
 }
+
+// MarshalText implements encoding.TextMarshaler with String's placeholder, so that a config
+// encoded as JSON or YAML (a debug dump, a status endpoint) does not carry the secret.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Reveal returns the secret itself, for the code that uses it.
 func (s Secret) Reveal() string { return string(s) }

@@ -58,6 +58,7 @@ func (c *Config) validate() []Issue {
 	v.positive("engine.allowed_lateness", e.AllowedLateness)
 	v.positive("engine.idle_timeout", e.IdleTimeout)
 
+	v.scale(c)
 	if ck := c.Checkpoint; ck.Enabled {
 		v.positive("checkpoint.interval", ck.Interval)
 		if ck.Keep < 1 {
@@ -69,6 +70,7 @@ func (c *Config) validate() []Issue {
 	}
 
 	v.source(c)
+	v.security(c)
 
 	w := c.Windows
 	if len(w.Durations) == 0 {
@@ -211,6 +213,9 @@ func (v *validator) source(c *Config) {
 		}
 		if n.Partitions < 0 {
 			v.add("source.nats.partitions", "must be 0 (unpartitioned) or more, got %d", n.Partitions)
+		}
+		if n.Replicas < 0 || n.Replicas > 5 {
+			v.add("source.nats.replicas", "must be 0 (keep) or 1 to 5, got %d", n.Replicas)
 		}
 		if n.Durable == "" || strings.ContainsAny(n.Durable, " .*>") {
 			v.add("source.nats.durable", "must be a consumer name without spaces, dots or wildcards; got %q", n.Durable)

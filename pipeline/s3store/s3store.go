@@ -32,6 +32,11 @@ type Options struct {
 	PathStyle bool // bucket in the path, as most S3-compatible servers want
 	// Credentials, when set, replace the standard chain.
 	Credentials aws.CredentialsProvider
+	// SSE is the server-side encryption asked for on every object put: "AES256" (SSE-S3),
+	// "aws:kms" (SSE-KMS) or "" for the bucket's default.
+	SSE string
+	// SSEKMSKeyID is the KMS key of SSE "aws:kms"; empty for the AWS-managed key aws/s3.
+	SSEKMSKeyID string
 }
 
 // Store is a pipeline.CheckpointStore on S3.
@@ -39,6 +44,8 @@ type Store struct {
 	client *s3.Client
 	bucket string
 	prefix string // without a trailing slash; may be empty
+	sse    types.ServerSideEncryption
+	kmsKey *string
 }
 
 // Open returns a store for an s3://bucket/prefix URL.
@@ -46,6 +53,12 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
 		return nil, fmt.Errorf("checkpoint store %q: want s3://bucket/prefix", rawURL)
+	}
+	switch {
+	case o.SSE != "" && o.SSE != string(types.ServerSideEncryptionAes256) && o.SSE != string(types.ServerSideEncryptionAwsKms):
+		return nil, fmt.Errorf("checkpoint store %s: server-side encryption %q: use AES256, aws:kms or empty", rawURL, o.SSE)
+	case o.SSEKMSKeyID != "" && o.SSE != string(types.ServerSideEncryptionAwsKms):
+		return nil, fmt.Errorf("checkpoint store %s: a KMS key id needs server-side encryption aws:kms", rawURL)
 	}
 	var loadOpts []func(*awsconfig.LoadOptions) error
 	if o.Region != "" {
@@ -64,7 +77,11 @@ func Open(ctx context.Context, rawURL string, o Options) (*Store, error) {
 		}
 		so.UsePathStyle = o.PathStyle
 	})
-	return &Store{client: client, bucket: u.Host, prefix: strings.Trim(u.Path, "/")}, nil
+	st := &Store{client: client, bucket: u.Host, prefix: strings.Trim(u.Path, "/"), sse: types.ServerSideEncryption(o.SSE)}
+	if o.SSEKMSKeyID != "" {
+		st.kmsKey = aws.String(o.SSEKMSKeyID)
+	}
+	return st, nil
 }
 
 func (s *Store) String() string { return "s3://" + s.bucket + "/" + s.prefix }
@@ -100,7 +117,8 @@ func (s *Store) Write(ctx context.Context, m pipeline.Manifest, files map[string
 func (s *Store) put(ctx context.Context, key string, data []byte) error {
 	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(s.bucket), Key: aws.String(key), Body: bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))),
+		ContentLength:        aws.Int64(int64(len(data))),
+		ServerSideEncryption: s.sse, SSEKMSKeyId: s.kmsKey,
 	})
 	if err != nil {
 		return fmt.Errorf("put s3://%s/%s: %w", s.bucket, key, err)

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	opensearchgo "github.com/opensearch-project/opensearch-go/v4"
+	"github.com/opensearch-project/opensearch-go/v4/signer"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
 	"github.com/fraudpipe/fraudpipe/sinks"
@@ -50,6 +51,9 @@ type Config struct {
 	Features []string
 	// Transport replaces the HTTP transport (tests); nil uses the default.
 	Transport http.RoundTripper
+	// Signer signs every request, in place of basic auth: AWS SigV4 for Amazon OpenSearch
+	// Service (github.com/opensearch-project/opensearch-go/v4/signer/awsv2). nil for none.
+	Signer signer.Signer
 }
 
 // Writer indexes batches of decisions with _bulk. It is used by one goroutine at a time
@@ -90,6 +94,7 @@ func New(cfg Config) (*Writer, error) {
 		Password:              cfg.Password,
 		InsecureSkipVerify:    cfg.TLSInsecure,
 		Transport:             cfg.Transport,
+		Signer:                cfg.Signer,
 		DisableRetry:          true, // the sinks framework retries, per item, with backoff
 		DiscoverNodesOnStart:  &noDiscovery,
 		HealthCheckMaxRetries: -1,

@@ -10,6 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // Destination stores finished Parquet objects under keys such as
@@ -107,6 +112,11 @@ type S3Options struct {
 	PartSize        int64         // multipart part size; default 8 MiB, at least 5 MiB on AWS
 	MaxAttempts     int           // attempts per request, the SDK's retryer; default 5
 	MaxBackoff      time.Duration // longest wait between a request's attempts; default 20s
+	// SSE is the server-side encryption asked for on every object: "AES256" (SSE-S3),
+	// "aws:kms" (SSE-KMS) or "" for the bucket's default.
+	SSE string
+	// SSEKMSKeyID is the KMS key of SSE "aws:kms"; empty for the AWS-managed key aws/s3.
+	SSEKMSKeyID string
 }
 
 // OpenDestination parses a destination URL: file://DIR, a plain path, or s3://bucket/prefix.
@@ -135,7 +145,54 @@ func OpenDestination(ctx context.Context, rawURL string, o S3Options) (Destinati
 		if u.Host == "" {
 			return nil, fmt.Errorf("parquet: destination %q has no bucket", rawURL)
 		}
-		return NewS3(ctx, u.Host, strings.Trim(u.Path, "/"), o)
+		switch {
+		case o.SSE != "" && o.SSE != string(types.ServerSideEncryptionAes256) && o.SSE != string(types.ServerSideEncryptionAwsKms):
+			return nil, fmt.Errorf("parquet: destination %s: server-side encryption %q: use AES256, aws:kms or empty", rawURL, o.SSE)
+		case o.SSEKMSKeyID != "" && o.SSE != string(types.ServerSideEncryptionAwsKms):
+			return nil, fmt.Errorf("parquet: destination %s: a KMS key id needs server-side encryption aws:kms", rawURL)
+		}
+		d, err := NewS3(ctx, u.Host, strings.Trim(u.Path, "/"), o)
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		if o.SSE != "" {
+			d.client = s3.New(d.client.Options(), withSSE(types.ServerSideEncryption(o.SSE), o.SSEKMSKeyID))
+		}
+		return d, nil
 	}
 	return nil, fmt.Errorf("parquet: destination %q: scheme %q is not file or s3", rawURL, u.Scheme)
+}
+
+// withSSE is an S3 client option that asks for server-side encryption on every object the
+// client creates: PutObject and CreateMultipartUpload (whose parts inherit it). A request
+// that names its own encryption keeps it.
+func withSSE(sse types.ServerSideEncryption, kmsKey string) func(*s3.Options) {
+	var key *string
+	if kmsKey != "" {
+		key = aws.String(kmsKey)
+	}
+	add := middleware.InitializeMiddlewareFunc("fraudpipeServerSideEncryption", func(
+		ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler,
+	) (middleware.InitializeOutput, middleware.Metadata, error) {
+		switch p := in.Parameters.(type) {
+		case *s3.PutObjectInput:
+			if p.ServerSideEncryption == "" {
+				c := *p
+				c.ServerSideEncryption, c.SSEKMSKeyId = sse, key
+				in.Parameters = &c
+			}
+		case *s3.CreateMultipartUploadInput:
+			if p.ServerSideEncryption == "" {
+				c := *p
+				c.ServerSideEncryption, c.SSEKMSKeyId = sse, key
+				in.Parameters = &c
+			}
+		}
+		return next.HandleInitialize(ctx, in)
+	})
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Initialize.Add(add, middleware.Before)
+		})
+	}
 }
