@@ -36,17 +36,38 @@ type Positioner interface {
 	Seek(pos []byte) error
 }
 
+// GroupPositioner is implemented by sources whose stream is partitioned by key (a NATS
+// stream with subjects <prefix>.<p>.<key>), so that instances sharing the stream can hand
+// partitions to each other with their state (EngineConfig.Groups).
+type GroupPositioner interface {
+	Positioner
+	// GroupPositions is, for each partition the source reads, the position (stream
+	// sequence) up to which every message of that partition was returned.
+	GroupPositions() (map[int]uint64, error)
+	// SeekGroups makes each partition resume after its own position; a partition missing
+	// from pos starts from the beginning of the stream.
+	SeekGroups(pos map[int]uint64) error
+}
+
 // Manifest describes one complete checkpoint. It is written last, so a checkpoint without
 // a manifest, or whose files do not match the manifest's sizes and checksums, is incomplete
 // and never loaded.
 type Manifest struct {
-	Version    int                 `json:"version"`
-	ID         uint64              `json:"id"`
-	Created    time.Time           `json:"created"`
-	Partitions int                 `json:"partitions"`
-	NextSeq    uint64              `json:"next_seq"`  // sequence number of the first event after the checkpoint
-	Watermark  int64               `json:"watermark"` // engine watermark at the barrier, Unix ms
-	Source     string              `json:"source"`
+	Version    int       `json:"version"`
+	ID         uint64    `json:"id"`
+	Created    time.Time `json:"created"`
+	Partitions int       `json:"partitions"`
+	NextSeq    uint64    `json:"next_seq"`  // sequence number of the first event after the checkpoint
+	Watermark  int64     `json:"watermark"` // engine watermark at the barrier, Unix ms
+	Source     string    `json:"source"`
+	// Instance and Groups are set by a scaled-out instance (EngineConfig.Groups): which
+	// instance wrote it ("1/3") and, for each stream partition it owned, the source
+	// position (stream sequence) its partition-<p>.state covers.
+	Instance string         `json:"instance,omitempty"`
+	Groups   map[int]uint64 `json:"groups,omitempty"`
+	// GroupTimes is each owned stream partition's newest event time (Unix ms), from which
+	// its watermark resumes wherever it is taken over.
+	GroupTimes map[int]int64       `json:"group_times,omitempty"`
 	Files      map[string]FileInfo `json:"files"`
 }
 
@@ -291,4 +312,45 @@ func readFrames(b []byte) ([][]byte, error) {
 		return nil, errors.New("trailing bytes after frames")
 	}
 	return frames, nil
+}
+
+// SharedStore is a checkpoint store that instances sharing a stream divide into stores of
+// their own: instance i writes its checkpoints in Sub("instance-<i>") and reads the
+// others' to take partitions over.
+type SharedStore interface {
+	CheckpointStore
+	// Sub is the store named name inside this one.
+	Sub(name string) (CheckpointStore, error)
+	// Subs lists the names of the stores inside this one, sorted.
+	Subs(ctx context.Context) ([]string, error)
+}
+
+// InstanceStoreName is the name of instance i's store inside a SharedStore.
+func InstanceStoreName(i int) string { return fmt.Sprintf("instance-%d", i) }
+
+// Sub is the folder name inside this store's folder.
+func (s *DirStore) Sub(name string) (CheckpointStore, error) {
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return nil, fmt.Errorf("checkpoint store %s: %q is not a folder name", s, name)
+	}
+	return NewDirStore(filepath.Join(s.dir, name))
+}
+
+// Subs lists the folders of this store's folder that are not checkpoints themselves.
+func (s *DirStore) Subs(context.Context) ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("checkpoint store: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), "chk-") && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
 }

@@ -11,7 +11,8 @@ import (
 // partition owns the state of the keys hashed to it: its scorers' windows and the ids it
 // has seen. Only its own goroutine touches it.
 type partition struct {
-	id          int
+	id          int // the stream partition it owns (EngineConfig.Groups), else its index
+	idx         int // its index among the engine's workers
 	scorers     []Scorer
 	eval        Eval
 	keep        bool
@@ -29,6 +30,7 @@ type partition struct {
 func newPartition(id int, e *Engine) (*partition, error) {
 	p := &partition{
 		id:          id,
+		idx:         id,
 		keep:        e.cfg.KeepFeatures,
 		model:       e.model,
 		rules:       e.rules,
@@ -36,8 +38,11 @@ func newPartition(id int, e *Engine) (*partition, error) {
 		crossIdx:    e.crossIdx,
 		shadowModel: e.shadowModel,
 	}
+	if len(e.cfg.Groups) > 0 {
+		p.id = e.cfg.Groups[id]
+	}
 	for _, f := range e.factories {
-		s, err := f.NewScorer(id)
+		s, err := f.NewScorer(p.id)
 		if err != nil {
 			return nil, err
 		}
@@ -53,7 +58,7 @@ func newPartition(id int, e *Engine) (*partition, error) {
 func (p *partition) run(in <-chan subBatch) {
 	for sb := range in {
 		if br := sb.b.barrier; br != nil {
-			br.snapshots[p.id], br.errs[p.id] = p.snapshot()
+			br.snapshots[p.idx], br.errs[p.idx] = p.snapshot()
 			sb.b.pending.Done()
 			continue
 		}

@@ -101,11 +101,14 @@ type PostRequest struct {
 	// Seq identifies the decision: the engine's sequence number of its event, the same when
 	// a crashed run is replayed from its checkpoint. A ledger that stores it can tell a
 	// replay of the decision that posted an entry from another event with the same id.
-	Seq    uint64
-	Model  string // the model version that decided, "" for none
-	Rules  string // the rule set version that decided, "" for none
-	Status LedgerStatus
-	Reason string
+	Seq   uint64
+	Model string // the model version that decided, "" for none
+	Rules string // the rule set version that decided, "" for none
+	// Partition is the source partition the transaction came from: a ledger sharded by
+	// stream partition (scale-out) posts it in that partition's shard.
+	Partition int
+	Status    LedgerStatus
+	Reason    string
 }
 
 // Ledger posts approved transactions as balanced double-entry postings, idempotent by

@@ -69,3 +69,30 @@ func (w *watermarks) advance(now time.Time) {
 		w.wm = max(w.wm, low)
 	}
 }
+
+// resume records a source partition's newest event time as a checkpoint had it, as if it
+// had just delivered it, and recomputes the watermark from the partitions so resumed: an
+// engine that takes partitions over from other instances starts from their watermarks,
+// not from its own.
+func (w *watermarks) resume(newest map[int]int64) {
+	if len(newest) == 0 {
+		return
+	}
+	now := w.now()
+	for part, ts := range newest {
+		w.parts[part] = &sourcePart{newest: ts, seen: now}
+	}
+	w.wm = math.MinInt64
+	w.advance(now)
+}
+
+// newest is each source partition's newest event time, for a checkpoint.
+func (w *watermarks) newest() map[int]int64 {
+	out := make(map[int]int64, len(w.parts))
+	for part, sp := range w.parts {
+		if sp.newest != math.MinInt64 {
+			out[part] = sp.newest
+		}
+	}
+	return out
+}

@@ -136,7 +136,8 @@ type outputs struct {
 	deadLetters string
 	ledgerPath  string // overrides the config's ledger path when set
 	checkpoints pipeline.CheckpointStore
-	liveRules   bool // a rule file may be reloaded while running (fraudpipe run)
+	peers       []pipeline.CheckpointStore // other instances' checkpoint stores (scale.instance)
+	liveRules   bool                       // a rule file may be reloaded while running (fraudpipe run)
 	logger      *slog.Logger
 	metrics     *pipeline.Metrics
 	registry    prometheus.Registerer // where plug-ins register their metrics; nil: nowhere
@@ -229,6 +230,15 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 		}
 		st.sinks = append(st.sinks, sinks...)
 	}
+	scale, err := scaleOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var groups []int
+	instance := ""
+	if scale != nil {
+		groups, instance = scale.partitions, scale.String()
+	}
 	st.engine, err = pipeline.NewEngine(pipeline.EngineOptions{
 		Config: pipeline.EngineConfig{
 			Partitions:     cfg.Engine.Partitions,
@@ -244,8 +254,11 @@ func build(cfg *config.Config, out outputs) (_ *stack, err error) {
 			IdleTimeout:       time.Duration(cfg.Engine.IdleTimeout),
 			CheckpointEvery:   time.Duration(cfg.Checkpoint.Interval),
 			CheckpointKeep:    cfg.Checkpoint.Keep,
+			Groups:            groups,
+			Instance:          instance,
 		},
 		Checkpoints: out.checkpoints,
+		Peers:       out.peers,
 		Logger:      out.logger,
 		Metrics:     out.metrics,
 		Schema:      schema,

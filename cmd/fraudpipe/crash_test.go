@@ -205,7 +205,7 @@ var (
 )
 
 // buildBinary builds fraudpipe once per test run, for tests that run it as a process.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "fraudpipe-bin-")

@@ -25,6 +25,7 @@ they were, so nothing is lost or posted twice.`, stdout)
 	cfgPath := fs.String("config", "", "config file (required)")
 	from := fs.String("from-checkpoint", "", "resume from this checkpoint folder instead of the newest one in checkpoint.dir")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
+	instance := fs.String("instance", "", "this instance among N sharing a partitioned stream, as i/N (overrides scale.instance)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -34,6 +35,12 @@ they were, so nothing is lost or posted twice.`, stdout)
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *instance != "" {
+		cfg.Scale.Instance = *instance
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("--instance %s: %w", *instance, err)
+		}
 	}
 	if cfg.Source.Type == "file" && cfg.Source.Path == "" {
 		return fmt.Errorf("%s: source.path is required for source type file", *cfgPath)
@@ -50,12 +57,25 @@ they were, so nothing is lost or posted twice.`, stdout)
 		if out.checkpoints, err = openCheckpointStore(context.Background(), cfg); err != nil {
 			return err
 		}
+		scale, err := scaleOf(cfg)
+		if err != nil {
+			return err
+		}
+		if scale != nil {
+			if out.checkpoints, out.peers, err = instanceStores(context.Background(), out.checkpoints, scale); err != nil {
+				return err
+			}
+			logger = logger.With("instance", scale.String())
+			slog.SetDefault(logger)
+			out.logger = logger
+			logger.Info("scaled out", "instance", scale.String(), "partitions", scale.partitions, "peers", len(out.peers))
+		}
 	}
 	reg := newRegistry()
 	out.metrics, out.registry = pipeline.NewMetrics(reg), reg
 	var adm *admin
 	if cfg.Admin.Listen != "" {
-		if adm, err = startAdmin(cfg.Admin.Listen, reg, logger); err != nil {
+		if adm, err = startAdminConfig(cfg.Admin, cfg.Resolve, reg, logger); err != nil {
 			return err
 		}
 		defer adm.stop()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/ledger"
@@ -16,6 +17,15 @@ import (
 func openLedger(cfg *config.Config, pathOverride string) (pipeline.Ledger, error) {
 	if cfg.Ledger.Driver == "none" {
 		return nil, nil
+	}
+	if sc, err := scaleOf(cfg); err != nil || sc != nil {
+		if err != nil {
+			return nil, err
+		}
+		return openShardedLedger(cfg, sc)
+	}
+	if strings.Contains(cfg.Ledger.Path, partitionPlaceholder) || strings.Contains(cfg.Ledger.URL, partitionPlaceholder) {
+		return nil, fmt.Errorf("ledger: %s names a ledger shard per stream partition, which needs scale.instance or run --instance i/N", partitionPlaceholder)
 	}
 	s, err := openLedgerStore(cfg, ledgerTarget{path: pathOverride}, false)
 	if err != nil {
@@ -91,7 +101,9 @@ func openLedgerStore(cfg *config.Config, target ledgerTarget, forTool bool) (led
 // chargebackFor returns the engine's chargeback path when ledger.chargebacks is on: fraud
 // feedback on a posted transaction reverses its entry.
 func chargebackFor(cfg *config.Config, l pipeline.Ledger) pipeline.Chargeback {
-	store, ok := l.(ledger.Store)
+	store, ok := l.(interface {
+		Reverse(ctx context.Context, txID string, ts int64) (ledger.Reversal, error)
+	})
 	if !cfg.Ledger.Chargebacks || !ok {
 		return nil
 	}

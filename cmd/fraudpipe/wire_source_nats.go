@@ -76,7 +76,7 @@ func ensureStream(env sourceEnv, cfg *config.Config, url string, opts []nats.Opt
 	if err != nil {
 		return err
 	}
-	_, err = natssrc.EnsureStream(env.ctx, js, natssrc.StreamOptions{Name: n.Stream, Subject: n.Subject, Partitions: n.Partitions})
+	_, err = natssrc.EnsureStream(env.ctx, js, natssrc.StreamOptions{Name: n.Stream, Subject: n.Subject, Partitions: n.Partitions, Replicas: n.Replicas})
 	return err
 }
 
@@ -95,8 +95,18 @@ func openNATSSource(cfg *config.Config, env sourceEnv) (pipeline.Source, error) 
 	if err := ensureStream(env, cfg, url, opts); err != nil {
 		return fail(err)
 	}
+	durable := n.Durable
+	var parts []int
+	scale, err := scaleOf(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if scale != nil {
+		// A durable consumer per instance, reading the partitions it owns.
+		durable, parts = fmt.Sprintf("%s-%d", n.Durable, scale.instance), scale.partitions
+	}
 	src, err := natssrc.Open(env.ctx, natssrc.Options{
-		URL: url, ConnectOptions: opts, Stream: n.Stream, Durable: n.Durable,
+		URL: url, ConnectOptions: opts, Stream: n.Stream, Durable: durable, Partitions: parts,
 		AckWait: time.Duration(n.AckWait), MaxAckPending: n.MaxAckPending, FetchBatch: n.FetchBatch,
 		Logger: env.logger,
 	})

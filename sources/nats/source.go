@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,9 +28,10 @@ const (
 )
 
 var (
-	_ pipeline.Source     = (*Source)(nil)
-	_ pipeline.Positioner = (*Source)(nil)
-	_ pipeline.Committer  = (*Source)(nil)
+	_ pipeline.Source          = (*Source)(nil)
+	_ pipeline.Positioner      = (*Source)(nil)
+	_ pipeline.Committer       = (*Source)(nil)
+	_ pipeline.GroupPositioner = (*Source)(nil)
 )
 
 // Options configure a Source.
@@ -49,6 +51,10 @@ type Options struct {
 	// FilterSubjects restricts the consumer to these subjects, e.g. the partitions
 	// "txn.0.>" and "txn.1.>" of one instance; default: the whole stream.
 	FilterSubjects []string
+	// Partitions are the stream partitions this source reads, for an instance that shares
+	// a partitioned stream with others: the consumer's filter is <prefix>.<p>.> for each
+	// (FilterSubjects must be empty), and GroupPositions reports each one's position.
+	Partitions []int
 	// AckWait is how long the server waits for an acknowledgement before it redelivers.
 	// With checkpoints, messages are acknowledged once a checkpoint covers them, so
 	// AckWait must be longer than the checkpoint interval. Default 2m.
@@ -117,6 +123,10 @@ type Source struct {
 	started bool
 	seekTo  uint64 // > 0: the consumer must deliver from here on start
 	seq     uint64 // highest stream sequence returned
+	// floor, per partition (Options.Partitions), is the stream sequence up to which the
+	// partition's state was restored from a checkpoint: its messages at or below it are
+	// dropped. Indexed by partition; nil without SeekGroups.
+	floor []uint64
 
 	mu      sync.Mutex // guards what follows: used by ReadBatch, Commit, acks, Pending, Close
 	cons    jetstream.Consumer
@@ -189,6 +199,24 @@ func Open(ctx context.Context, o Options) (*Source, error) {
 		return nil, fmt.Errorf("nats source: look up stream %s: %w", o.Stream, err)
 	}
 	s.prefix = partitionPrefix(st.CachedInfo().Config)
+	if len(o.Partitions) > 0 {
+		if len(o.FilterSubjects) > 0 {
+			s.closeConn()
+			return nil, errors.New("nats source: give the partitions to read or the filter subjects, not both")
+		}
+		if s.prefix == "" {
+			s.closeConn()
+			return nil, fmt.Errorf("nats source: stream %s is not partitioned (no subject mapping to <subject>.<p>.<key>), so instances cannot share it: create it with partitions set", o.Stream)
+		}
+		parts := partitionCount(st.CachedInfo().Config)
+		for _, p := range o.Partitions {
+			if p < 0 || (parts > 0 && p >= parts) {
+				s.closeConn()
+				return nil, fmt.Errorf("nats source: stream %s has %d partitions; partition %d does not exist", o.Stream, parts, p)
+			}
+			s.o.FilterSubjects = append(s.o.FilterSubjects, s.prefix+strconv.Itoa(p)+".>")
+		}
+	}
 	// Until the first read, the position is what the durable consumer acknowledged, so a
 	// checkpoint taken before any read resumes where this one would.
 	c, err := js.Consumer(ctx, o.Stream, o.Durable)
@@ -402,6 +430,9 @@ func (s *Source) ReadBatch(ctx context.Context) ([]pipeline.Message, pipeline.Ac
 			return // delivered again after AckWait: handed on already
 		}
 		s.seq, last = d.seq, d.msg
+		if d.part < len(s.floor) && d.seq <= s.floor[d.part] {
+			return // the partition's restored state covers it already
+		}
 		out = append(out, pipeline.Message{Data: d.msg.Data(), Pos: int64(d.seq), Partition: d.part})
 	}
 	timer := time.NewTimer(s.o.FetchWait)
@@ -498,6 +529,54 @@ func (s *Source) Seek(pos []byte) error {
 	s.stopLocked()
 	s.seekTo = p.Seq + 1
 	s.seq, s.posSeq, s.started = p.Seq, p.Seq, false
+	return nil
+}
+
+// GroupPositions is, for each partition of Options.Partitions, the stream sequence up to
+// which its messages were handed to the engine: the source's position, or the partition's
+// restored position when that is further.
+func (s *Source) GroupPositions() (map[int]uint64, error) {
+	if len(s.o.Partitions) == 0 {
+		return nil, errors.New("nats source: no partitions given (Options.Partitions), so there are no positions per partition")
+	}
+	s.mu.Lock()
+	seq := s.posSeq
+	s.mu.Unlock()
+	pos := make(map[int]uint64, len(s.o.Partitions))
+	for _, p := range s.o.Partitions {
+		v := seq
+		if p < len(s.floor) {
+			v = max(v, s.floor[p])
+		}
+		pos[p] = v
+	}
+	return pos, nil
+}
+
+// SeekGroups makes each partition of Options.Partitions resume after its own position
+// (0 or missing: from the start of the stream): the consumer is created again from the
+// lowest of them on the next ReadBatch, and messages a partition's position covers are
+// dropped. It must not run concurrently with ReadBatch.
+func (s *Source) SeekGroups(pos map[int]uint64) error {
+	if len(s.o.Partitions) == 0 {
+		return errors.New("nats source: no partitions given (Options.Partitions) to seek")
+	}
+	low := uint64(math.MaxUint64)
+	floor := make([]uint64, slices.Max(s.o.Partitions)+1)
+	for _, p := range s.o.Partitions {
+		v := pos[p]
+		floor[p] = v
+		low = min(low, v)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("nats source: seek after Close")
+	}
+	s.stopLocked()
+	s.floor = floor
+	s.seekTo = low + 1
+	s.seq, s.posSeq, s.started = low, low, false
 	return nil
 }
 

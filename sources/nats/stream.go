@@ -36,7 +36,7 @@ type StreamOptions struct {
 	Subject         string        // subject prefix, one or more tokens; default "txn"
 	Partitions      int           // P; 0: unpartitioned
 	MaxAge          time.Duration // how long messages are kept; 0: until removed
-	Replicas        int           // copies in a cluster; default 1
+	Replicas        int           // copies in a cluster; 0: 1 for a new stream, and an existing stream's kept
 	DuplicateWindow time.Duration // Nats-Msg-Id deduplication window; default 2m
 	// MemoryStorage keeps the stream in memory instead of files (tests, benchmarks).
 	MemoryStorage bool
@@ -102,6 +102,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) 
 	if o.Partitions < 0 {
 		return nil, fmt.Errorf("stream %s: partitions %d: use 0 for an unpartitioned stream or a positive count", o.Name, o.Partitions)
 	}
+	keepReplicas := o.Replicas <= 0
 	want := o.config()
 	st, err := js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -115,6 +116,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) 
 		return nil, fmt.Errorf("look up stream %s: %w", want.Name, err)
 	}
 	have := st.CachedInfo().Config
+	if keepReplicas {
+		want.Replicas = have.Replicas
+	}
 	if !slices.Equal(have.Subjects, want.Subjects) || transformOf(have) != transformOf(want) {
 		return nil, fmt.Errorf("stream %s exists with subjects %v (transform %q), the config asks for %v (transform %q): "+
 			"a changed partition count would move cards between partitions; delete the stream or give a new stream name",
@@ -181,4 +185,27 @@ func partitionPrefix(c jetstream.StreamConfig) string {
 		return ""
 	}
 	return d[:i]
+}
+
+// partitionCount reads P from a partitioned stream's subject mapping
+// <subject>.{{partition(P,1)}}.{{wildcard(1)}}; 0 when it cannot tell.
+func partitionCount(c jetstream.StreamConfig) int {
+	if c.SubjectTransform == nil {
+		return 0
+	}
+	d := c.SubjectTransform.Destination
+	i := strings.Index(d, "{{partition(")
+	if i < 0 {
+		return 0
+	}
+	rest := d[i+len("{{partition("):]
+	j := strings.IndexAny(rest, ",)")
+	if j < 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(rest[:j]))
+	if err != nil {
+		return 0
+	}
+	return n
 }
