@@ -71,7 +71,7 @@ func BenchmarkAppendDocument(b *testing.B) {
 func BenchmarkWriteBulkDouble(b *testing.B) {
 	const batch = 500
 	d := newDouble(b)
-	w, err := New(Config{URLs: []string{d.srv.URL}, Features: benchFeatures, InstallTemplate: true})
+	w, err := New(Config{URLs: []string{d.URL}, Features: benchFeatures, InstallTemplate: true})
 	if err != nil {
 		b.Fatal(err)
 	}

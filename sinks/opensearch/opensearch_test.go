@@ -20,7 +20,7 @@ func fastRetry() sinks.Retry {
 
 func newWriter(t testing.TB, d *double, mod func(*Config)) *Writer {
 	t.Helper()
-	cfg := Config{URLs: []string{d.srv.URL}, InstallTemplate: true, Retention: 90 * 24 * time.Hour}
+	cfg := Config{URLs: []string{d.URL}, InstallTemplate: true, Retention: 90 * 24 * time.Hour}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -38,9 +38,9 @@ func conformance(required, dataStream bool) sinktest.Factory {
 		s := sinks.New(w, sinks.Options{Name: "opensearch-test", Required: required, DeadLetters: dead,
 			Batching: sinks.Batching{Count: 50, Period: 5 * time.Millisecond}, Retry: fastRetry()})
 		return sinktest.Instance{
-			Sink: s, Delivered: d.delivered, BestEffort: !required,
-			SetDown: func(down bool) { d.set(func(d *double) { d.down = down }) },
-			Reject:  func(id string) { d.set(func(d *double) { d.badDoc[id] = true }) },
+			Sink: s, Delivered: d.Delivered, BestEffort: !required,
+			SetDown: func(down bool) { d.Set(func(d *double) { d.Down = down }) },
+			Reject:  func(id string) { d.Set(func(d *double) { d.BadDoc[id] = true }) },
 		}
 	}
 }
@@ -65,14 +65,14 @@ func TestChaos(t *testing.T) {
 		evs[i] = ev
 		switch r := rng.IntN(100); {
 		case r < 15:
-			d.tooMany[id] = 1 + rng.IntN(3)
+			d.TooMany[id] = 1 + rng.IntN(3)
 		case r < 17:
-			d.badDoc[id] = true
+			d.BadDoc[id] = true
 			bad[id] = true
 		}
 	}
-	d.storm = 4       // the first four _bulk requests get 503
-	d.maxBody = 90000 // batches of 500 documents (~200 KB) get 413 and are split
+	d.Storm = 4       // the first four _bulk requests get 503
+	d.MaxBody = 90000 // batches of 500 documents (~200 KB) get 413 and are split
 	dead := sinktest.NewRecorder()
 	w := newWriter(t, d, nil)
 	s := sinks.New(w, sinks.Options{Name: "chaos", Required: true, DeadLetters: dead,
@@ -92,7 +92,7 @@ func TestChaos(t *testing.T) {
 	deadIDs := dead.Reasons()
 	for _, ev := range evs {
 		id := ev.Tx.ID
-		in := d.where(id)
+		in := d.Where(id)
 		reason, isDead := deadIDs[id]
 		switch {
 		case bad[id]:
@@ -107,11 +107,11 @@ func TestChaos(t *testing.T) {
 			t.Errorf("%s in %s, want its day's index", id, in[0])
 		}
 	}
-	if d.got413 == 0 || d.storm != 0 {
-		t.Errorf("injections not exercised: %d 413s, %d storm requests left", d.got413, d.storm)
+	if d.Got413 == 0 || d.Storm != 0 {
+		t.Errorf("injections not exercised: %d 413s, %d storm requests left", d.Got413, d.Storm)
 	}
-	checkKeyOrder(t, evs, d.delivered(), deadIDs)
-	t.Logf("%d _bulk requests, %d documents sent for %d decisions, %d 413s", d.requests, d.bulkDocs, n, d.got413)
+	checkKeyOrder(t, evs, d.Delivered(), deadIDs)
+	t.Logf("%d _bulk requests, %d documents sent for %d decisions, %d 413s", d.Requests, d.BulkDocs, n, d.Got413)
 }
 
 // checkKeyOrder checks that per card the last indexing of each decision is in input order.
@@ -138,7 +138,7 @@ func checkKeyOrder(t *testing.T, evs []*pipeline.Event, order []string, dead map
 // letters; its neighbours are indexed.
 func TestSingleDocumentTooLarge(t *testing.T) {
 	d := newDouble(t)
-	d.maxBody = 2000
+	d.MaxBody = 2000
 	w := newWriter(t, d, nil)
 	evs := []*pipeline.Event{sinktest.Event(0, "small-1", "A", false), sinktest.Event(1, "huge", "B", true), sinktest.Event(2, "small-2", "A", false)}
 	evs[1].Decision.Reasons = []string{strings.Repeat("rule:x", 400)}
@@ -181,11 +181,11 @@ func TestTemplateAndPolicyIdempotent(t *testing.T) {
 		}
 		w.Close(ctx)
 	}
-	if len(d.templates) != 1 || len(d.policies) != 1 {
-		t.Fatalf("%d templates, %d policies", len(d.templates), len(d.policies))
+	if len(d.Templates) != 1 || len(d.Policies) != 1 {
+		t.Fatalf("%d templates, %d policies", len(d.Templates), len(d.Policies))
 	}
-	if p := d.policies["fraudpipe-decisions"]; p.seqNo != 2 || !strings.Contains(string(p.body), `"min_index_age":"90d"`) {
-		t.Errorf("policy seq %d: %s", p.seqNo, p.body)
+	if p := d.Policies["fraudpipe-decisions"]; p.SeqNo != 2 || !strings.Contains(string(p.Body), `"min_index_age":"90d"`) {
+		t.Errorf("policy seq %d: %s", p.SeqNo, p.Body)
 	}
 	var tmpl struct {
 		IndexPatterns []string `json:"index_patterns"`
@@ -197,7 +197,7 @@ func TestTemplateAndPolicyIdempotent(t *testing.T) {
 			} `json:"mappings"`
 		} `json:"template"`
 	}
-	if err := json.Unmarshal(d.templates["fraudpipe-decisions"], &tmpl); err != nil {
+	if err := json.Unmarshal(d.Templates["fraudpipe-decisions"], &tmpl); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{"id": "keyword", "reasons": "keyword", "ts": "date", "amount_minor": "long", "amount": "scaled_float",
@@ -216,17 +216,17 @@ func TestTemplateAndPolicyIdempotent(t *testing.T) {
 // (retryable); the next installs and indexes.
 func TestInstallFailureRetried(t *testing.T) {
 	d := newDouble(t)
-	d.down = true
+	d.Down = true
 	w := newWriter(t, d, nil)
 	ctx := context.Background()
 	if _, err := w.Write(ctx, []*pipeline.Event{sinktest.Event(0, "a", "A", false)}); err == nil {
 		t.Fatal("Write with the cluster down = nil error")
 	}
-	d.set(func(d *double) { d.down = false })
+	d.Set(func(d *double) { d.Down = false })
 	if res, err := w.Write(ctx, []*pipeline.Event{sinktest.Event(0, "a", "A", false)}); err != nil || res[0] != nil {
 		t.Fatal(err, res)
 	}
-	if len(d.templates) != 1 {
+	if len(d.Templates) != 1 {
 		t.Error("no template installed")
 	}
 }
@@ -309,13 +309,13 @@ func TestDataStreamRedelivery(t *testing.T) {
 			t.Fatalf("round %d: %v %v", round, err, res)
 		}
 	}
-	if got := d.where("a"); len(got) != 1 || got[0] != "fraudpipe-ds" {
+	if got := d.Where("a"); len(got) != 1 || got[0] != "fraudpipe-ds" {
 		t.Errorf("a in %v", got)
 	}
-	if !strings.Contains(string(d.templates["fraudpipe-ds"]), `"data_stream":{"timestamp_field":{"name":"ts"}}`) {
-		t.Errorf("template %s", d.templates["fraudpipe-ds"])
+	if !strings.Contains(string(d.Templates["fraudpipe-ds"]), `"data_stream":{"timestamp_field":{"name":"ts"}}`) {
+		t.Errorf("template %s", d.Templates["fraudpipe-ds"])
 	}
-	if p := string(d.policies["fraudpipe-ds"].body); !strings.Contains(p, `".ds-fraudpipe-ds-*"`) || !strings.Contains(p, `"rollover"`) {
+	if p := string(d.Policies["fraudpipe-ds"].Body); !strings.Contains(p, `".ds-fraudpipe-ds-*"`) || !strings.Contains(p, `"rollover"`) {
 		t.Errorf("policy %s", p)
 	}
 }

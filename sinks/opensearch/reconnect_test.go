@@ -51,7 +51,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Skipf("cannot listen on %s again: %v", addr, err)
 	}
-	srv := &httptest.Server{Listener: l2, Config: &http.Server{Handler: http.HandlerFunc(d.serve)}}
+	srv := &httptest.Server{Listener: l2, Config: &http.Server{Handler: http.HandlerFunc(d.ServeHTTP)}}
 	srv.Start()
 	defer srv.Close()
 	start := time.Now()
@@ -59,7 +59,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("recovered %v after the node came back", time.Since(start))
-	if got := d.delivered(); len(got) != 2 {
+	if got := d.Delivered(); len(got) != 2 {
 		t.Errorf("indexed %v", got)
 	}
 	s.Close(ctx)
