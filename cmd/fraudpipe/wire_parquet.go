@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -55,6 +56,8 @@ func buildParquet(cfg *config.Config, env sinkEnv) ([]pipeline.Sink, error) {
 		RowGroupBytes: int64(pc.RowGroupMB) << 20,
 		Retries:       pc.Retries,
 		Compression:   parquet.Compression(pc.Compression),
+		Metrics:       env.metrics,
+		Log:           slog.Default(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("output.parquet: %w", err)

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
+	"github.com/fraudpipe/fraudpipe/sinks"
 )
 
 // Defaults of Options.
@@ -60,6 +62,13 @@ type Options struct {
 
 	Allocator memory.Allocator // Arrow memory; default a pool of page buffers (see bufferPool)
 	Now       func() time.Time // the wall clock for RollAge; default time.Now
+
+	// Metrics counts rows written to the destination, and failed and retried uploads
+	// (the rows of the file each time); nil counts nothing.
+	Metrics sinks.Metrics
+	// Log receives a warning when an upload fails (its first failure, every tenth and
+	// the last); nil discards.
+	Log *slog.Logger
 }
 
 func (o *Options) withDefaults() Options {
@@ -78,6 +87,12 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = DefaultMaxPending
+	}
+	if c.Metrics == nil {
+		c.Metrics = sinks.NopMetrics{}
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
 	}
 	if c.Retries <= 0 {
 		c.Retries = DefaultRetries
@@ -426,13 +441,24 @@ func (s *Sink) uploadRetry(path string) error {
 		if s.ctx.Err() != nil {
 			return s.ctx.Err()
 		}
-		if err = s.uploadOnce(path); err == nil {
+		var rows int64
+		if rows, err = s.uploadOnce(path); err == nil {
+			s.o.Metrics.Add(s.Name(), sinks.Written, int(rows))
+			if attempt > 1 {
+				s.o.Log.Info("parquet file written after failed attempts", "spool", path, "attempts", attempt)
+			}
 			return nil
 		}
 		s.stats.retry.Add(1)
+		n := max(1, spoolRows(path))
+		s.o.Metrics.Add(s.Name(), sinks.Failed, n)
+		if attempt == 1 || attempt%10 == 0 || attempt >= s.o.Retries {
+			s.o.Log.Warn("parquet file could not be written; it stays in the spool and is retried", "spool", path, "attempt", attempt, "of", s.o.Retries, "err", err)
+		}
 		if attempt >= s.o.Retries {
 			return fmt.Errorf("parquet: %s after %d attempts: %w", path, attempt, err)
 		}
+		s.o.Metrics.Add(s.Name(), sinks.Retried, n)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -451,29 +477,40 @@ type writerOnly struct{ w ObjectWriter }
 // Write passes p to the object.
 func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
 
-func (s *Sink) uploadOnce(path string) error {
+func (s *Sink) uploadOnce(path string) (int64, error) {
 	sr, err := openSpool(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer sr.Close()
 	w, err := s.o.Dest.Create(s.ctx, sr.header.Key)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	rows, err := s.conv.convert(sr, writerOnly{w})
 	if err != nil {
-		return errors.Join(err, w.Abort())
+		return 0, errors.Join(err, w.Abort())
 	}
 	if err := w.Commit(); err != nil {
-		return err
+		return 0, err
 	}
 	s.stats.files.Add(1)
 	s.stats.rows.Add(rows)
 	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("parquet: remove uploaded spool: %w", err)
+		return rows, fmt.Errorf("parquet: remove uploaded spool: %w", err)
 	}
-	return nil
+	return rows, nil
+}
+
+// spoolRows counts the rows of a spool file from its block headers, for metrics; 0 when
+// it cannot be read.
+func spoolRows(path string) int {
+	sr, err := openSpool(path)
+	if err != nil {
+		return 0
+	}
+	defer sr.Close()
+	return sr.rows()
 }
 
 // Close makes every written row durable, rolls every open file and waits until all are in

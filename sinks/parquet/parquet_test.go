@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,6 +23,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
+	"github.com/fraudpipe/fraudpipe/sinks"
 )
 
 var testFeatures = []string{"amount", "card_count_1h", "is_night"}
@@ -478,7 +480,10 @@ func TestUploadFailureKeepsSpool(t *testing.T) {
 	spool, out := filepath.Join(dir, "spool"), filepath.Join(dir, "out")
 	events := testEvents(2000, base, 1000)
 	ctx := context.Background()
-	s, err := New(Options{Dest: brokenDest{}, SpoolDir: spool, Features: testFeatures, Retries: 2, RetryBackoff: time.Millisecond})
+	counts := &countMetrics{}
+	var logBuf syncBuffer
+	s, err := New(Options{Dest: brokenDest{}, SpoolDir: spool, Features: testFeatures, Retries: 2, RetryBackoff: time.Millisecond,
+		Metrics: counts, Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,6 +492,9 @@ func TestUploadFailureKeepsSpool(t *testing.T) {
 	if err := s.Close(ctx); err == nil || !strings.Contains(err.Error(), "destination down") {
 		t.Fatalf("Close = %v, want the destination's error", err)
 	}
+	if n := strings.Count(logBuf.String(), "parquet file could not be written"); n != 4 {
+		t.Errorf("%d warnings for 2 files failing twice, want 4:\n%s", n, logBuf.String())
+	}
 	if err := s.Flush(ctx); err == nil {
 		t.Errorf("Flush after a failed upload returned nil")
 	}
@@ -494,7 +502,8 @@ func TestUploadFailureKeepsSpool(t *testing.T) {
 		t.Fatalf("spool holds %v, want both files", left)
 	}
 	// The next process writes them.
-	s2, err := New(Options{Dest: Dir{Root: out}, SpoolDir: spool, Features: testFeatures})
+	counts2 := &countMetrics{}
+	s2, err := New(Options{Dest: Dir{Root: out}, SpoolDir: spool, Features: testFeatures, Metrics: counts2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,6 +516,13 @@ func TestUploadFailureKeepsSpool(t *testing.T) {
 		got = append(got, rows...)
 	}
 	checkRows(t, got, events, len(testFeatures))
+	// Each failed attempt was counted in rows (and logged); the rows count as written once.
+	if f, r, w := counts.get(sinks.Failed), counts.get(sinks.Retried), counts.get(sinks.Written); f != 2*len(got) || r != len(got) || w != 0 {
+		t.Errorf("failed %d, retried %d, written %d rows; want %d, %d, 0", f, r, w, 2*len(got), len(got))
+	}
+	if w := counts2.get(sinks.Written); w != len(got) {
+		t.Errorf("%d rows counted written, want %d", w, len(got))
+	}
 }
 
 func TestObjectKey(t *testing.T) {
@@ -613,4 +629,43 @@ func TestBackpressureAndManyHours(t *testing.T) {
 	if len(files) < 40 {
 		t.Errorf("%d files for 50 rows over 5 hours with 2 open at once", len(files))
 	}
+}
+
+// countMetrics counts a sink's items by outcome.
+type countMetrics struct {
+	mu sync.Mutex
+	n  map[sinks.Outcome]int
+}
+
+func (c *countMetrics) Add(_ string, o sinks.Outcome, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[sinks.Outcome]int{}
+	}
+	c.n[o] += n
+}
+
+func (c *countMetrics) get(o sinks.Outcome) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[o]
+}
+
+// syncBuffer is a bytes.Buffer safe for the uploader's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
