@@ -7,12 +7,17 @@ import (
 	"unicode/utf8"
 )
 
-// Limits on one input event. A line past them is a dead letter, never a crash or a stall.
+// Limits on one input event. A line past them is a dead letter with reason too_long, never
+// a crash, a stall or a large allocation: the decoder's work and memory are linear in the
+// line's length and its recursion is bounded by MaxDepth.
 const (
 	MaxLineBytes = 64 << 10 // longest accepted input line
 	MaxIDLen     = 128      // longest transaction id
-	MaxFieldLen  = 256      // longest other string field
-	maxDepth     = 32       // deepest nesting of an ignored value
+	MaxFieldLen  = 256      // longest other field the pipeline reads (ids, ts, amount, label.scenario, ...)
+	MaxKeyLen    = 128      // longest field name
+	MaxValueLen  = 4 << 10  // longest string inside an ignored field (unknown fields, metadata)
+	MaxFields    = 256      // most members of one object, or elements of one array
+	MaxDepth     = 32       // deepest nesting of objects and arrays, the event object counting as 1
 )
 
 // Dead-letter reason codes. A dead letter's reason is "<code>: <detail>"; tools group by code.
@@ -53,6 +58,29 @@ const (
 	fRequired = fID | fTS | fCard | fAccount | fMerchant | fAmount | fCurrency
 )
 
+// bits of the fields an event may carry once.
+const (
+	kID uint32 = 1 << iota
+	kTS
+	kCard
+	kAccount
+	kMerchant
+	kCurrency
+	kAmount
+	kCustomer
+	kTerminal
+	kDevice
+	kIP
+	kChannel
+	kMCC
+	kCountry
+	kLat
+	kLon
+	kLabel
+	kKind
+	kFraud
+)
+
 var requiredNames = [...]string{"id", "ts", "card_id", "account_id", "merchant_id", "amount", "currency"}
 
 // DecodeTransaction parses and validates one JSON transaction (CONTRACT.md). Field strings
@@ -65,36 +93,55 @@ func DecodeTransaction(line []byte, tx *Transaction) error {
 	}
 	d := decoder{s: string(line)}
 	var seen int
+	var keys uint32
 	var amountText string
 	var amountIsNumber bool
 	err := d.object(func(key string) error {
 		switch key {
 		case "id":
+			if err := once(&keys, kID, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxIDLen)
 			tx.ID = v
 			seen |= nonEmpty(v, fID)
 			return err
 		case "ts":
+			if err := once(&keys, kTS, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			tx.TSText = v
 			seen |= nonEmpty(v, fTS)
 			return err
 		case "card_id":
+			if err := once(&keys, kCard, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			tx.CardID = v
 			seen |= nonEmpty(v, fCard)
 			return err
 		case "account_id":
+			if err := once(&keys, kAccount, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			tx.AccountID = v
 			seen |= nonEmpty(v, fAccount)
 			return err
 		case "merchant_id":
+			if err := once(&keys, kMerchant, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			tx.MerchantID = v
 			seen |= nonEmpty(v, fMerchant)
 			return err
 		case "currency":
+			if err := once(&keys, kCurrency, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			if v != "" {
 				tx.Currency.Code = v
@@ -102,9 +149,12 @@ func DecodeTransaction(line []byte, tx *Transaction) error {
 			}
 			return err
 		case "amount":
+			if err := once(&keys, kAmount, key); err != nil {
+				return err
+			}
 			d.ws()
 			if d.peek() == '"' {
-				v, err := d.str(MaxFieldLen)
+				v, err := d.stringField(key, MaxFieldLen)
 				if err != nil {
 					return err
 				}
@@ -116,27 +166,45 @@ func DecodeTransaction(line []byte, tx *Transaction) error {
 				if err != nil {
 					return err
 				}
+				if len(v) > MaxFieldLen {
+					return decodeErr(ReasonTooLong, "amount longer than "+strconv.Itoa(MaxFieldLen)+" bytes")
+				}
 				amountText, amountIsNumber = v, true
 			}
 			seen |= fAmount
 			return nil
 		case "customer_id":
+			if err := once(&keys, kCustomer, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			tx.CustomerID = v
 			return err
 		case "terminal_id":
+			if err := once(&keys, kTerminal, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			tx.TerminalID = v
 			return err
 		case "device_id":
+			if err := once(&keys, kDevice, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			tx.DeviceID = v
 			return err
 		case "ip":
+			if err := once(&keys, kIP, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			tx.IP = v
 			return err
 		case "channel":
+			if err := once(&keys, kChannel, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			if err != nil || v == "" {
 				return err
@@ -148,6 +216,9 @@ func DecodeTransaction(line []byte, tx *Transaction) error {
 			tx.Channel = c
 			return nil
 		case "mcc":
+			if err := once(&keys, kMCC, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			if err != nil || v == "" {
 				return err
@@ -158,6 +229,9 @@ func DecodeTransaction(line []byte, tx *Transaction) error {
 			tx.MCC = v
 			return nil
 		case "country":
+			if err := once(&keys, kCountry, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			if err != nil || v == "" {
 				return err
@@ -168,6 +242,13 @@ func DecodeTransaction(line []byte, tx *Transaction) error {
 			tx.Country = v
 			return nil
 		case "lat", "lon":
+			bit := kLat
+			if key == "lon" {
+				bit = kLon
+			}
+			if err := once(&keys, bit, key); err != nil {
+				return err
+			}
 			f, present, err := d.floatField(key)
 			if err != nil || !present {
 				return err
@@ -187,8 +268,14 @@ func DecodeTransaction(line []byte, tx *Transaction) error {
 			}
 			return nil
 		case "label":
+			if err := once(&keys, kLabel, key); err != nil {
+				return err
+			}
 			return d.label(&tx.Label)
 		case "kind":
+			if err := once(&keys, kKind, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			switch {
 			case err != nil:
@@ -200,7 +287,7 @@ func DecodeTransaction(line []byte, tx *Transaction) error {
 			}
 			return nil
 		default:
-			return d.skip(0)
+			return d.skip(1)
 		}
 	})
 	if err != nil {
@@ -254,19 +341,29 @@ func DecodeFeedback(line []byte, fb *Feedback) error {
 	}
 	d := decoder{s: string(line)}
 	var seen int
+	var keys uint32
 	err := d.object(func(key string) error {
 		switch key {
 		case "id":
+			if err := once(&keys, kID, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxIDLen)
 			fb.ID = v
 			seen |= nonEmpty(v, 1)
 			return err
 		case "ts":
+			if err := once(&keys, kTS, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			fb.TSText = v
 			seen |= nonEmpty(v, 2)
 			return err
 		case "fraud":
+			if err := once(&keys, kFraud, key); err != nil {
+				return err
+			}
 			b, present, err := d.boolField(key)
 			fb.Fraud = b
 			if present {
@@ -274,13 +371,16 @@ func DecodeFeedback(line []byte, fb *Feedback) error {
 			}
 			return err
 		case "kind":
+			if err := once(&keys, kKind, key); err != nil {
+				return err
+			}
 			v, err := d.stringField(key, MaxFieldLen)
 			if err == nil && v != "feedback" {
 				return decodeErr(ReasonBadField, "kind "+strconv.Quote(v)+" is not \"feedback\"")
 			}
 			return err
 		default:
-			return d.skip(0)
+			return d.skip(1)
 		}
 	})
 	if err != nil {
@@ -346,12 +446,45 @@ func allDigits(s string) bool {
 // decoder is a small JSON scanner for flat event objects. Strings without escapes are
 // substrings of s, so a decoded event costs one allocation for the whole line.
 type decoder struct {
-	s   string
-	pos int
+	s     string
+	pos   int
+	level int // objects and arrays around the value at pos
 }
 
 func (d *decoder) syntax(what string) error {
 	return decodeErr(ReasonInvalidJSON, what+" at byte "+strconv.Itoa(d.pos))
+}
+
+// tooMany is the error of a container over MaxFields members.
+func (d *decoder) tooMany(what string) error {
+	return decodeErr(ReasonTooLong, "more than "+strconv.Itoa(MaxFields)+" "+what+" at byte "+strconv.Itoa(d.pos))
+}
+
+// key reads a field name, at most MaxKeyLen bytes.
+func (d *decoder) key() (string, error) {
+	k, err := d.str(MaxKeyLen)
+	if err != nil {
+		return "", keyErr(err)
+	}
+	return k, nil
+}
+
+func keyErr(err error) error {
+	if de, ok := err.(*DecodeError); ok && de.Code == ReasonTooLong {
+		de.Detail = "field name longer than " + strconv.Itoa(MaxKeyLen) + " bytes"
+	}
+	return err
+}
+
+// once records that the field of bit was read and refuses a second one: with duplicate
+// keys, JSON parsers disagree on which value counts (encoding/json takes the last, others
+// the first), and an event must mean the same thing to every stage and tool that reads it.
+func once(keys *uint32, bit uint32, key string) error {
+	if *keys&bit != 0 {
+		return decodeErr(ReasonBadField, key+" appears more than once; send each field once")
+	}
+	*keys |= bit
+	return nil
 }
 
 func (d *decoder) ws() {
@@ -380,19 +513,26 @@ func (d *decoder) object(field func(key string) error) error {
 		if d.pos >= len(d.s) {
 			return decodeErr(ReasonInvalidJSON, "empty line")
 		}
+		if len(d.s)-d.pos >= 3 && d.s[d.pos:d.pos+3] == "\xef\xbb\xbf" {
+			return decodeErr(ReasonInvalidJSON, "line starts with a byte order mark (U+FEFF): write UTF-8 without a BOM")
+		}
 		return d.syntax("expected a JSON object")
 	}
 	d.pos++
+	d.level = 1
 	d.ws()
 	if d.peek() == '}' {
 		d.pos++
 	} else {
-		for {
+		for n := 1; ; n++ {
+			if n > MaxFields {
+				return d.tooMany("fields in the object")
+			}
 			d.ws()
 			if d.peek() != '"' {
 				return d.syntax("expected a field name")
 			}
-			key, err := d.str(MaxLineBytes)
+			key, err := d.key()
 			if err != nil {
 				return err
 			}
@@ -438,7 +578,7 @@ func (d *decoder) stringField(key string, max int) (string, error) {
 	case 'n':
 		return "", d.literal("null")
 	}
-	if err := d.skip(0); err != nil {
+	if err := d.skip(d.level); err != nil {
 		return "", err
 	}
 	return "", decodeErr(ReasonBadField, key+" must be a string")
@@ -459,7 +599,7 @@ func (d *decoder) floatField(key string) (float64, bool, error) {
 		}
 		return f, true, nil
 	}
-	if err := d.skip(0); err != nil {
+	if err := d.skip(d.level); err != nil {
 		return 0, false, err
 	}
 	return 0, false, decodeErr(ReasonBadField, key+" must be a number")
@@ -474,7 +614,7 @@ func (d *decoder) boolField(key string) (bool, bool, error) {
 	case 'n':
 		return false, false, d.literal("null")
 	}
-	if err := d.skip(0); err != nil {
+	if err := d.skip(d.level); err != nil {
 		return false, false, err
 	}
 	return false, false, decodeErr(ReasonBadField, key+" must be true or false")
@@ -486,24 +626,36 @@ func (d *decoder) label(l *Label) error {
 		return d.literal("null")
 	case '{':
 	default:
-		if err := d.skip(0); err != nil {
+		if err := d.skip(d.level); err != nil {
 			return err
 		}
 		return decodeErr(ReasonBadField, "label must be an object")
 	}
 	d.pos++
 	l.Present = true
+	d.level++
+	err := d.labelFields(l)
+	d.level--
+	return err
+}
+
+// labelFields reads the members of a label object after its '{'.
+func (d *decoder) labelFields(l *Label) error {
 	d.ws()
 	if d.peek() == '}' {
 		d.pos++
 		return nil
 	}
-	for {
+	var keys uint32 // kFraud: fraud read, kLabel: scenario read
+	for n := 1; ; n++ {
+		if n > MaxFields {
+			return d.tooMany("fields in label")
+		}
 		d.ws()
 		if d.peek() != '"' {
 			return d.syntax("expected a field name")
 		}
-		key, err := d.str(MaxLineBytes)
+		key, err := d.key()
 		if err != nil {
 			return err
 		}
@@ -515,15 +667,21 @@ func (d *decoder) label(l *Label) error {
 		d.ws()
 		switch key {
 		case "fraud":
+			if err := once(&keys, kFraud, "label.fraud"); err != nil {
+				return err
+			}
 			b, _, err := d.boolField("label.fraud")
 			if err != nil {
 				return err
 			}
 			l.Fraud = b
 		case "scenario":
+			if err := once(&keys, kLabel, "label.scenario"); err != nil {
+				return err
+			}
 			switch c := d.peek(); {
 			case c == '"':
-				v, err := d.str(MaxFieldLen)
+				v, err := d.stringField("label.scenario", MaxFieldLen)
 				if err != nil {
 					return err
 				}
@@ -533,14 +691,17 @@ func (d *decoder) label(l *Label) error {
 				if err != nil {
 					return err
 				}
+				if len(v) > MaxFieldLen {
+					return decodeErr(ReasonTooLong, "label.scenario longer than "+strconv.Itoa(MaxFieldLen)+" bytes")
+				}
 				l.Scenario = v
 			default:
-				if err := d.skip(0); err != nil {
+				if err := d.skip(d.level); err != nil {
 					return err
 				}
 			}
 		default:
-			if err := d.skip(1); err != nil {
+			if err := d.skip(d.level); err != nil {
 				return err
 			}
 		}
@@ -641,6 +802,9 @@ func (d *decoder) strEscaped(start, max int) (string, error) {
 	buf := make([]byte, 0, d.pos-start+16)
 	buf = append(buf, d.s[start:d.pos]...)
 	for d.pos < len(d.s) {
+		if len(buf) > max {
+			return "", decodeErr(ReasonTooLong, "string longer than "+strconv.Itoa(max)+" bytes")
+		}
 		c := d.s[d.pos]
 		switch {
 		case c == '"':
@@ -724,20 +888,26 @@ func (d *decoder) hex4() (rune, bool) {
 	return r, true
 }
 
-// skip passes over any JSON value, refusing nesting deeper than maxDepth.
-func (d *decoder) skip(depth int) error {
-	if depth > maxDepth {
-		return decodeErr(ReasonInvalidJSON, "nesting deeper than "+strconv.Itoa(maxDepth))
-	}
+// skip passes over any JSON value inside level objects and arrays. Nesting is refused past
+// MaxDepth, so the recursion stays shallow whatever the input; a container over MaxFields
+// members and a string over MaxValueLen bytes are refused too.
+func (d *decoder) skip(level int) error {
 	d.ws()
 	switch c := d.peek(); {
 	case c == '"':
-		_, err := d.str(MaxLineBytes)
+		start := d.pos
+		_, err := d.str(MaxValueLen)
+		if de, ok := err.(*DecodeError); ok && de.Code == ReasonTooLong {
+			de.Detail = "string longer than " + strconv.Itoa(MaxValueLen) + " bytes at byte " + strconv.Itoa(start)
+		}
 		return err
 	case c == '{' || c == '[':
-		closer := byte('}')
+		if level >= MaxDepth {
+			return decodeErr(ReasonTooLong, "objects and arrays nested deeper than "+strconv.Itoa(MaxDepth)+" levels at byte "+strconv.Itoa(d.pos))
+		}
+		closer, what := byte('}'), "fields in an object"
 		if c == '[' {
-			closer = ']'
+			closer, what = ']', "elements in an array"
 		}
 		d.pos++
 		d.ws()
@@ -745,13 +915,16 @@ func (d *decoder) skip(depth int) error {
 			d.pos++
 			return nil
 		}
-		for {
+		for n := 1; ; n++ {
+			if n > MaxFields {
+				return d.tooMany(what)
+			}
 			d.ws()
 			if c == '{' {
 				if d.peek() != '"' {
 					return d.syntax("expected a field name")
 				}
-				if _, err := d.str(MaxLineBytes); err != nil {
+				if _, err := d.key(); err != nil {
 					return err
 				}
 				d.ws()
@@ -760,16 +933,16 @@ func (d *decoder) skip(depth int) error {
 				}
 				d.pos++
 			}
-			if err := d.skip(depth + 1); err != nil {
+			if err := d.skip(level + 1); err != nil {
 				return err
 			}
 			d.ws()
-			n := d.peek()
+			sep := d.peek()
 			d.pos++
-			if n == closer {
+			if sep == closer {
 				return nil
 			}
-			if n != ',' {
+			if sep != ',' {
 				d.pos--
 				return d.syntax("expected ',' or '" + string(closer) + "'")
 			}

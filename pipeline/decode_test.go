@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -82,7 +83,7 @@ func TestDecodeTransactionErrors(t *testing.T) {
 		{"bad escape", `{"id":"\q"}`, ReasonInvalidJSON},
 		{"control char", "{\"id\":\"a\tb\"}", ReasonInvalidJSON},
 		{"bad utf8", "{\"id\":\"\xff\"}", ReasonInvalidJSON},
-		{"too deep", `{"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, ReasonInvalidJSON},
+		{"too deep", `{"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, ReasonTooLong},
 		{"missing id", with("id", nil), ReasonMissingField},
 		{"empty id", with("id", ""), ReasonMissingField},
 		{"missing card", with("card_id", nil), ReasonMissingField},
@@ -120,6 +121,125 @@ func TestDecodeTransactionErrors(t *testing.T) {
 				t.Error("no detail")
 			}
 		})
+	}
+}
+
+// nested returns a transaction whose extra field holds depth-1 nested arrays, so that with
+// the event object the line nests depth levels.
+func nested(depth int) string {
+	return strings.TrimSuffix(goodTx, "}") + `,"extra":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + `}`
+}
+
+// withFields returns a transaction with extra fields added to make n fields in all.
+func withFields(n int) string {
+	var b strings.Builder
+	b.WriteString(strings.TrimSuffix(goodTx, "}"))
+	for i := 9; i < n; i++ { // goodTx has 9 fields
+		fmt.Fprintf(&b, `,"x%d":%d`, i, i)
+	}
+	return b.String() + "}"
+}
+
+// TestDecodeLimits checks each limit at its boundary: the last accepted size and the first
+// refused one, and that the refusal says what was too large.
+func TestDecodeLimits(t *testing.T) {
+	elems := func(n int) string { return strings.TrimSuffix(strings.Repeat("0,", n), ",") }
+	members := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"k%d":0`, i)
+		}
+		return b.String()
+	}
+	extra := func(v string) string { return strings.TrimSuffix(goodTx, "}") + `,"extra":` + v + `}` }
+	tests := []struct {
+		name, line string
+		detail     string // "" when accepted
+	}{
+		{"depth at limit", nested(MaxDepth), ""},
+		{"depth over limit", nested(MaxDepth + 1), "nested deeper than 32 levels"},
+		{"deep objects", extra(strings.Repeat(`{"a":`, MaxDepth) + "1" + strings.Repeat("}", MaxDepth)), "nested deeper than 32 levels"},
+		{"very deep", extra(strings.Repeat("[", MaxLineBytes-len(goodTx)-20)), "nested deeper than 32 levels"},
+		{"fields at limit", withFields(MaxFields), ""},
+		{"fields over limit", withFields(MaxFields + 1), "more than 256 fields in the object"},
+		{"array at limit", extra("[" + elems(MaxFields) + "]"), ""},
+		{"array over limit", extra("[" + elems(MaxFields+1) + "]"), "more than 256 elements in an array"},
+		{"nested object over limit", extra("{" + members(MaxFields+1) + "}"), "more than 256 fields in an object"},
+		{"label over limit", extra(`0,"label":{` + members(MaxFields+1) + "}"), "more than 256 fields in label"},
+		{"key at limit", extra(`0,"` + strings.Repeat("k", MaxKeyLen) + `":1`), ""},
+		{"key over limit", extra(`0,"` + strings.Repeat("k", MaxKeyLen+1) + `":1`), "field name longer than 128 bytes"},
+		{"value at limit", extra(`"` + strings.Repeat("v", MaxValueLen) + `"`), ""},
+		{"value over limit", extra(`"` + strings.Repeat("v", MaxValueLen+1) + `"`), "string longer than 4096 bytes"},
+		{"escaped value over limit", extra(`"` + strings.Repeat(`\n`, MaxValueLen+1) + `"`), "string longer than 4096 bytes"},
+		{"metadata value over limit", extra(`{"a":[{"b":"` + strings.Repeat("v", MaxValueLen+1) + `"}]}`), "string longer than 4096 bytes"},
+		{"card at limit", strings.Replace(goodTx, `"card-42"`, `"`+strings.Repeat("c", MaxFieldLen)+`"`, 1), ""},
+		{"card over limit", strings.Replace(goodTx, `"card-42"`, `"`+strings.Repeat("c", MaxFieldLen+1)+`"`, 1), "card_id longer than 256 bytes"},
+		{"merchant over limit", strings.Replace(goodTx, `"m-991"`, `"`+strings.Repeat("m", MaxFieldLen+1)+`"`, 1), "merchant_id longer than 256 bytes"},
+		{"amount string over limit", strings.Replace(goodTx, `"123.45"`, `"`+strings.Repeat("1", MaxFieldLen+1)+`"`, 1), "amount longer than 256 bytes"},
+		{"amount number over limit", strings.Replace(goodTx, `"123.45"`, strings.Repeat("1", MaxFieldLen+1), 1), "amount longer than 256 bytes"},
+		{"scenario over limit", extra(`0,"label":{"scenario":` + strings.Repeat("7", MaxFieldLen+1) + "}"), "label.scenario longer than 256 bytes"},
+		{"scenario string over limit", extra(`0,"label":{"scenario":"` + strings.Repeat("s", MaxFieldLen+1) + `"}`), "label.scenario longer than 256 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.line) > MaxLineBytes {
+				t.Fatalf("case is %d bytes, over the line limit: it would not test its own limit", len(tt.line))
+			}
+			var tx Transaction
+			err := DecodeTransaction([]byte(tt.line), &tx)
+			if tt.detail == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			de, ok := err.(*DecodeError)
+			if !ok || de.Code != ReasonTooLong || !strings.Contains(de.Detail, tt.detail) {
+				t.Fatalf("got %v, want too_long: ...%s...", err, tt.detail)
+			}
+		})
+	}
+}
+
+func TestDecodeDuplicateFields(t *testing.T) {
+	base := strings.TrimSuffix(goodTx, "}")
+	for _, tt := range []struct{ extra, field string }{
+		{`,"amount":"999999.00"`, "amount"},
+		{`,"id":"tx-other"`, "id"},
+		{`,"currency":null`, "currency"},
+		{`,"lat":1,"lat":2`, "lat"},
+		{`,"label":{"fraud":false,"fraud":true}`, "label.fraud"},
+		{`,"label":{"scenario":1,"scenario":"2"}`, "label.scenario"},
+		{`,"label":null,"label":{}`, "label"},
+	} {
+		var tx Transaction
+		err := DecodeTransaction([]byte(base+tt.extra+"}"), &tx)
+		de, ok := err.(*DecodeError)
+		if !ok || de.Code != ReasonBadField || !strings.HasPrefix(de.Detail, tt.field+" appears more than once") {
+			t.Errorf("%s: got %v, want bad_field: %s appears more than once", tt.extra, err, tt.field)
+		}
+	}
+	// Unknown fields are ignored, once or twice.
+	var tx Transaction
+	if err := DecodeTransaction([]byte(base+`,"note":"a","note":"b"}`), &tx); err != nil {
+		t.Errorf("repeated unknown field: %v", err)
+	}
+	var fb Feedback
+	err := DecodeFeedback([]byte(`{"kind":"feedback","id":"tx-1","ts":"2026-12-02T09:00:00Z","fraud":false,"fraud":true}`), &fb)
+	if de, ok := err.(*DecodeError); !ok || de.Code != ReasonBadField {
+		t.Errorf("feedback with fraud twice: %v", err)
+	}
+}
+
+func TestDecodeByteOrderMark(t *testing.T) {
+	var tx Transaction
+	err := DecodeTransaction([]byte("\xef\xbb\xbf"+goodTx), &tx)
+	de, ok := err.(*DecodeError)
+	if !ok || de.Code != ReasonInvalidJSON || !strings.Contains(de.Detail, "byte order mark") {
+		t.Fatalf("got %v, want invalid_json about the byte order mark", err)
 	}
 }
 
@@ -167,6 +287,9 @@ func FuzzDecodeTransaction(f *testing.F) {
 	f.Add([]byte(goodTx))
 	f.Add([]byte(`{"id":"a","ts":"2026-11-25T10:15:30+01:00","card_id":"c","account_id":"a","merchant_id":"m","amount":1.5,"currency":"EUR","label":{"fraud":false,"scenario":"0"}}`))
 	f.Add([]byte(`{"id":"\ud800","x":[{}]}`))
+	f.Add([]byte(strings.TrimSuffix(goodTx, "}") + `,"amount":"9.99","meta":{"a":[[[{"b":"c"}]]]}}`))
+	f.Add([]byte("\xef\xbb\xbf" + goodTx + "\r"))
+	f.Add([]byte(nested(MaxDepth)))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		var tx Transaction
 		err := DecodeTransaction(line, &tx)

@@ -36,6 +36,48 @@ const maxRowGroupBytes = 1 << 30
 // parquetBatchRows is how many rows are decoded at a time.
 const parquetBatchRows = 1024
 
+// maxRowGroupRows bounds the rows (and values of a column) a footer may declare for one
+// row group, 64 Mi, pyarrow's largest default: a footer claiming more is damaged or hostile,
+// and reading it would stream nulls for hours.
+const maxRowGroupRows = 1 << 26
+
+// maxParquetAlloc bounds one buffer the Parquet reader allocates: a page, a dictionary, a
+// batch's column. Page headers say how large a page is uncompressed, and a damaged or hostile
+// file could claim gigabytes in a few bytes; past this bound the object is refused instead.
+const maxParquetAlloc = 128 << 20
+
+// boundedAllocator refuses, by panicking with errParquetAlloc, any one allocation over max;
+// the reader's recover turns that into an error about the object. It keeps the process from
+// being killed for memory by a file that lies about its sizes.
+type boundedAllocator struct {
+	memory.Allocator
+	max int
+}
+
+// errParquetAlloc is the panic value of an allocation over the bound.
+type errParquetAlloc int
+
+func (e errParquetAlloc) Error() string {
+	return fmt.Sprintf("a buffer of %d bytes, over the %d bytes this source allocates at once (a damaged file, or pages too large)", int(e), maxParquetAlloc)
+}
+
+func (a boundedAllocator) Allocate(size int) []byte {
+	if size > a.max {
+		panic(errParquetAlloc(size))
+	}
+	return a.Allocator.Allocate(size)
+}
+
+func (a boundedAllocator) Reallocate(size int, b []byte) []byte {
+	if size > a.max {
+		panic(errParquetAlloc(size))
+	}
+	return a.Allocator.Reallocate(size, b)
+}
+
+// parquetAllocator is the allocator of every Parquet object read.
+var parquetAllocator memory.Allocator = boundedAllocator{Allocator: memory.DefaultAllocator, max: maxParquetAlloc}
+
 // s3ReaderAt reads an object with ranged GETs, each pinned to the object's ETag so that an
 // object overwritten while it is read is noticed instead of mixing two files.
 type s3ReaderAt struct {
@@ -110,7 +152,8 @@ type pqColumn struct {
 // parquetRows reads a Parquet object row group by row group, each row as transaction JSON.
 // Only the columns the contract names are read.
 type parquetRows struct {
-	ra       *s3ReaderAt
+	ctx      context.Context
+	ra       objectReader
 	fr       *pqarrow.FileReader
 	leaves   []int
 	nrg      int
@@ -119,31 +162,53 @@ type parquetRows struct {
 	rec      arrow.Record
 	i        int // next row of rec
 	rows     int64
+	declared int64 // rows the footer declares for the row group being read
+	inGroup  int64 // rows decoded from it so far
 	cols     []pqColumn
 	amount   int // index of the amount column in cols, -1 if none
 	minor    int // amount_minor, -1 if none
 	currency int // currency, -1 if none
 }
 
+// objectReader is how the Parquet reader reads an object: an s3ReaderAt, or the bytes
+// themselves in tests.
+type objectReader interface {
+	parquet.ReaderAtSeeker
+	// failed is the download error behind the last failed read, nil when reads succeeded
+	// (then a problem is the object's content).
+	failed() error
+}
+
+func (r *s3ReaderAt) failed() error { return r.err }
+
 func (s *Source) openParquet(c *current) (rows rowReader, err error) {
 	if c.size < 12 {
 		return nil, &problem{fmt.Sprintf("is %d bytes long, too short to be a Parquet file", c.size)}
 	}
 	ra := &s3ReaderAt{ctx: s.life, client: s.client, bucket: s.bucket, key: c.key, etag: c.etag, size: c.size}
+	p, err := newParquetRows(s.life, ra, c.size)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// newParquetRows opens a Parquet object of size bytes read through ra.
+func newParquetRows(ctx context.Context, ra objectReader, size int64) (rows *parquetRows, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &problem{fmt.Sprintf("not a valid Parquet file: %v", r)}
 		}
-		if err != nil && ra.err != nil {
-			err = ra.err
+		if err != nil && ra.failed() != nil {
+			err = ra.failed()
 		}
 	}()
-	props := parquet.NewReaderProperties(memory.DefaultAllocator)
+	props := parquet.NewReaderProperties(parquetAllocator)
 	rdr, err := file.NewParquetReader(ra, file.WithReadProps(props))
 	if err != nil {
 		return nil, &problem{"not a valid Parquet file: " + err.Error()}
 	}
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: parquetBatchRows}, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: parquetBatchRows}, parquetAllocator)
 	if err != nil {
 		return nil, &problem{"not a valid Parquet file: " + err.Error()}
 	}
@@ -180,18 +245,24 @@ func (s *Source) openParquet(c *current) (rows rowReader, err error) {
 	// object or would need more memory than a row group may take.
 	for g := 0; g < rdr.NumRowGroups(); g++ {
 		rgm := md.RowGroup(g)
+		if n := rgm.NumRows(); n < 0 || n > maxRowGroupRows {
+			return nil, &problem{fmt.Sprintf("row group %d declares %d rows, more than the %d this source reads in one row group: a damaged footer, or write smaller row groups", g, n, maxRowGroupRows)}
+		}
 		var total int64
 		for _, l := range leaves {
 			cc, err := rgm.ColumnChunk(l)
 			if err != nil {
 				return nil, &problem{fmt.Sprintf("row group %d: %v", g, err)}
 			}
+			if n := cc.NumValues(); n < 0 || n > maxRowGroupRows {
+				return nil, &problem{fmt.Sprintf("row group %d: column %s declares %d values, more than the %d this source reads in one row group: a damaged footer", g, md.Schema.Column(l).Path(), n, maxRowGroupRows)}
+			}
 			start := cc.DataPageOffset()
 			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 {
 				start = min(start, cc.DictionaryPageOffset())
 			}
 			n := cc.TotalCompressedSize()
-			if start < 0 || n < 0 || start+n > c.size {
+			if start < 0 || n < 0 || start+n > size {
 				return nil, &problem{fmt.Sprintf("row group %d: column %s lies outside the file: a damaged footer", g, md.Schema.Column(l).Path())}
 			}
 			total += n
@@ -200,7 +271,7 @@ func (s *Source) openParquet(c *current) (rows rowReader, err error) {
 			return nil, &problem{fmt.Sprintf("row group %d holds %d bytes of the columns read, over the %d bytes this source reads at once: write smaller row groups", g, total, maxRowGroupBytes)}
 		}
 	}
-	return &parquetRows{ra: ra, fr: fr, leaves: leaves, nrg: rdr.NumRowGroups()}, nil
+	return &parquetRows{ctx: ctx, ra: ra, fr: fr, leaves: leaves, nrg: rdr.NumRowGroups()}, nil
 }
 
 // parquetKind is the kind of a Parquet column by its name.
@@ -291,8 +362,8 @@ func (p *parquetRows) load() (err error) {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("damaged Parquet data in row group %d: %v", p.rg-1, r)
 		}
-		if err != nil && err != errEOF && p.ra.err != nil {
-			err = p.ra.err
+		if err != nil && err != errEOF && p.ra.failed() != nil {
+			err = p.ra.failed()
 		}
 	}()
 	for p.rec == nil || p.i >= int(p.rec.NumRows()) {
@@ -305,6 +376,9 @@ func (p *parquetRows) load() (err error) {
 				p.rec = p.rr.Record()
 				p.rec.Retain()
 				p.i = 0
+				if p.inGroup += p.rec.NumRows(); p.inGroup > p.declared {
+					return fmt.Errorf("row group %d holds more rows than the %d its footer declares: a damaged file", p.rg-1, p.declared)
+				}
 				p.bind()
 				continue
 			}
@@ -318,14 +392,79 @@ func (p *parquetRows) load() (err error) {
 		if p.rg >= p.nrg {
 			return errEOF
 		}
-		rr, err := p.fr.GetRecordReader(p.ra.ctx, p.leaves, []int{p.rg})
+		if err := p.checkNested(p.rg); err != nil {
+			return fmt.Errorf("row group %d: %w", p.rg, err)
+		}
+		rr, err := p.fr.GetRecordReader(p.ctx, p.leaves, []int{p.rg})
 		if err != nil {
 			return fmt.Errorf("row group %d: %w", p.rg, err)
 		}
 		p.rr = rr
+		p.declared, p.inGroup = p.fr.ParquetReader().MetaData().RowGroup(p.rg).NumRows(), 0
 		p.rg++
 	}
 	return nil
+}
+
+// checkNested decodes, in this goroutine, the columns of row group g that lie inside a
+// struct (label.fraud, label.scenario), and throws the values away. pqarrow decodes a
+// struct's children in goroutines of its own, where a panic on damaged data (a nil page
+// header, an allocation over maxParquetAlloc) cannot be recovered and would end the
+// process; decoding them here first turns such data into an error about the object. The
+// columns are small (a boolean and a short string), so the second decoding costs little.
+func (p *parquetRows) checkNested(g int) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("damaged Parquet data: %v", r)
+		}
+	}()
+	rdr := p.fr.ParquetReader()
+	sch := rdr.MetaData().Schema
+	var rg *file.RowGroupReader
+	for _, l := range p.leaves {
+		if len(sch.Column(l).ColumnPath()) < 2 {
+			continue
+		}
+		if rg == nil {
+			rg = rdr.RowGroup(g)
+		}
+		cr, err := rg.Column(l)
+		if err != nil {
+			return err
+		}
+		if err := drainColumn(cr); err != nil {
+			return fmt.Errorf("column %s: %w", sch.Column(l).Path(), err)
+		}
+	}
+	return nil
+}
+
+// drainColumn reads every value of a column chunk.
+func drainColumn(cr file.ColumnChunkReader) error {
+	switch r := cr.(type) {
+	case *file.BooleanColumnChunkReader:
+		return drainValues(cr, r.ReadBatch)
+	case *file.ByteArrayColumnChunkReader:
+		return drainValues(cr, r.ReadBatch)
+	case *file.Int32ColumnChunkReader:
+		return drainValues(cr, r.ReadBatch)
+	case *file.Int64ColumnChunkReader:
+		return drainValues(cr, r.ReadBatch)
+	case *file.FixedLenByteArrayColumnChunkReader:
+		return drainValues(cr, r.ReadBatch)
+	}
+	return fmt.Errorf("physical type %s inside a struct is not read by this source", cr.Type())
+}
+
+func drainValues[T any](cr file.ColumnChunkReader, read func(int64, []T, []int16, []int16) (int64, int, error)) error {
+	const n = parquetBatchRows
+	vals, def, rep := make([]T, n), make([]int16, n), make([]int16, n)
+	for cr.HasNext() {
+		if _, _, err := read(n, vals, def, rep); err != nil {
+			return err
+		}
+	}
+	return cr.Err()
 }
 
 // bind maps the columns of a new record.
@@ -556,6 +695,9 @@ func appendValue(dst []byte, kind int, arr arrow.Array, i int) []byte {
 		return appendValue(dst, kind, d.Dictionary(), d.GetValueIndex(i))
 	}
 	if s, ok := stringAt(arr, i); ok {
+		if len(s) > pipeline.MaxLineBytes {
+			s = s[:pipeline.MaxLineBytes+1] // the row is refused as too long: copy no more
+		}
 		return appendJSONString(dst, s)
 	}
 	switch kind {
