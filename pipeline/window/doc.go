@@ -29,8 +29,12 @@
 //
 // Observe and Peek find the newest event at or before t by binary search, then walk back
 // once over the exact events inside the longest window (at most MaxEvents), emitting the
-// windows shortest first as the walk passes their starts; distinct values are counted
-// with a scratch hash set owned by the Store and emptied in O(1). A window's buckets are
+// windows shortest first as the walk passes their starts. Distinct values are counted in
+// that walk from a bit per buffered event, set when a later event of the key has the same
+// value, for windows that end at or after the key's newest event (the in-order case) and
+// keys of up to 256 buffered events; otherwise with a scratch hash set owned by the Store
+// and emptied in O(1). Keys are found through an Index, a flat hash table that reads no
+// key bytes. A window's buckets are
 // found by binary search and added in O(log n) from running totals and a stack of suffix
 // maxima. Neither allocates in steady state (Observe allocates when a key
 // is new or while its buffers grow to their caps).

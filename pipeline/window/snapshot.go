@@ -243,7 +243,7 @@ func (d *decoder) decode() (*Store, error) {
 		if d.err != nil {
 			break
 		}
-		s.keys[key] = sr
+		s.add(s.index.Hash(key), key, sr)
 		s.minNewest = min(s.minNewest, sr.newest())
 	}
 	if d.err == nil && len(d.b) != 0 {
@@ -312,5 +312,6 @@ func (d *decoder) series(s *Store) *series {
 		d.fail("bucketed event later than an exact one")
 	}
 	sr.bk.rebuild(s.maxBuckets)
+	sr.markLater(&s.set)
 	return sr
 }

@@ -148,8 +148,54 @@ func (c Config) String() string {
 // timestamps in arrival order), and older ones in hourly buckets, also in time order.
 // Every bucketed event is no later than every exact event.
 type series struct {
-	ev ring[Event]
-	bk buckets
+	ev  ring[Event]
+	bk  buckets
+	key string    // the key, as in Store.keys
+	ik  InlineKey // its bytes, to confirm a lookup in Store.index without reading key
+	pos int32     // the series' place in Store.list
+	// later has one bit per slot of ev.buf while the buffer has at most laterBits slots:
+	// set when a later exact event of the key has the same non-zero Distinct value. A
+	// window that ends at or after the newest event holds exactly the distinct values of
+	// its events whose bit is clear, so it is counted in the walk that sums it, without a
+	// hash set. The bits are exact for every event inside the longest window ending at the
+	// newest event; older ones no in-order window reaches again.
+	later [laterBits / 64]uint64
+}
+
+// laterBits is the largest buffer whose events have Distinct bits (the default MaxEvents);
+// keys with larger buffers count distinct values with the store's hash set.
+const laterBits = 256
+
+// hasLater reports the Distinct bit of the event in slot j.
+func (sr *series) hasLater(j int) bool { return sr.later[j>>6]>>(j&63)&1 != 0 }
+
+// setLater sets the Distinct bit of the event in slot j.
+func (sr *series) setLater(j int) { sr.later[j>>6] |= 1 << (j & 63) }
+
+// clearLater clears the Distinct bit of the event in slot j, if it has one.
+func (sr *series) clearLater(j int) {
+	if j < laterBits {
+		sr.later[j>>6] &^= 1 << (j & 63)
+	}
+}
+
+// bitsOK reports whether sr's buffer is small enough to have Distinct bits.
+func (sr *series) bitsOK() bool { return len(sr.ev.buf) <= laterBits }
+
+// markLater recomputes every Distinct bit of sr, after its buffer was reallocated or an event
+// was inserted before later ones; set is scratch space.
+func (sr *series) markLater(set *distinctSet) {
+	sr.later = [laterBits / 64]uint64{}
+	if !sr.bitsOK() {
+		return
+	}
+	set.begin(sr.ev.n)
+	for i := sr.ev.n - 1; i >= 0; i-- {
+		j := sr.ev.phys(i)
+		if d := sr.ev.buf[j].Distinct; d != 0 && !set.add(d) {
+			sr.setLater(j)
+		}
+	}
 }
 
 // newest returns the latest event time of a non-empty series.
@@ -186,10 +232,19 @@ type Store struct {
 	maxEvents  int
 	maxBuckets int
 
-	keys      map[string]*series
+	keys    map[string]*series // for iteration and snapshots; lookups use index
+	index   Index              // key → position in list
+	list    []*series          // the series by position; nil where free
+	freePos []int32            // free positions of list
+	// newestAt[pos] is the newest event time of list[pos], so that Expire and EvictOldest
+	// scan one array instead of visiting every series.
+	newestAt  []int64
 	free      []*series
 	minNewest int64 // no key's newest event is earlier than this
 	set       distinctSet
+	// hashDistinct counts every window's distinct values with the hash set, never with the
+	// Distinct bits (for tests that compare the two).
+	hashDistinct bool
 }
 
 // NewStore returns an empty Store for cfg, its zero fields defaulted. It panics if
@@ -262,19 +317,28 @@ func (s *Store) sized(out []Stats) []Stats {
 func (s *Store) Observe(key string, ev Event, out []Stats) (stats []Stats, prev Event, hadPrev bool) {
 	s.ensure()
 	out = s.sized(out)
-	sr := s.keys[key]
+	h := s.index.Hash(key)
+	sr := s.find(h, key)
 	if sr == nil {
 		sr = s.newSeries()
 		// A copy: the caller's key may share memory with a large input buffer.
-		s.keys[strings.Clone(key)] = sr
+		s.add(h, strings.Clone(key), sr)
 		s.minNewest = min(s.minNewest, ev.TS)
 	}
 	hi := sr.upper(ev.TS)
 	if hi > 0 {
 		prev, hadPrev = *sr.ev.at(hi - 1), true
 	}
-	s.compute(sr, ev.TS, hi, &ev, out)
+	if hi == sr.ev.n && sr.bitsOK() && !s.hashDistinct {
+		// In order: the windows hold the newest events, whose Distinct bits are exact.
+		if same := s.computeNewest(sr, ev.TS, &ev, out); same >= 0 {
+			sr.setLater(same) // the previous event of ev's value now has a later one
+		}
+	} else {
+		s.compute(sr, ev.TS, hi, &ev, out)
+	}
 	s.insert(sr, ev, hi)
+	s.newestAt[sr.pos] = sr.newest()
 	return out, prev, hadPrev
 }
 
@@ -284,12 +348,16 @@ func (s *Store) Observe(key string, ev Event, out []Stats) (stats []Stats, prev 
 func (s *Store) Peek(key string, ts int64, out []Stats) []Stats {
 	s.ensure()
 	out = s.sized(out)
-	sr := s.keys[key]
+	sr := s.find(s.index.Hash(key), key)
 	if sr == nil {
 		clear(out)
 		return out
 	}
-	s.compute(sr, ts, sr.upper(ts), nil, out)
+	if hi := sr.upper(ts); hi < sr.ev.n || !sr.bitsOK() || s.hashDistinct {
+		s.compute(sr, ts, hi, nil, out)
+	} else {
+		s.computeNewest(sr, ts, nil, out)
+	}
 	return out
 }
 
@@ -306,6 +374,43 @@ func (s *Store) Expire(watermark int64) int {
 		return 0
 	}
 	return s.evictUpTo(cutoff)
+}
+
+// find returns the series of key, whose hash is h, or nil.
+func (s *Store) find(h uint64, key string) *series {
+	i, ok := s.index.Find(h, func(i int32) bool { sr := s.list[i]; return sr.ik.Is(key, sr.key) })
+	if !ok {
+		return nil
+	}
+	return s.list[i]
+}
+
+// add files sr under key, whose hash is h.
+func (s *Store) add(h uint64, key string, sr *series) {
+	sr.key = key
+	sr.ik.Set(key)
+	if n := len(s.freePos); n > 0 {
+		sr.pos = s.freePos[n-1]
+		s.freePos = s.freePos[:n-1]
+		s.list[sr.pos] = sr
+	} else {
+		sr.pos = int32(len(s.list))
+		s.list = append(s.list, sr)
+		s.newestAt = append(s.newestAt, 0)
+	}
+	if sr.ev.n > 0 {
+		s.newestAt[sr.pos] = sr.newest()
+	}
+	s.index.Insert(h, sr.pos)
+	s.keys[key] = sr
+}
+
+// remove forgets the series sr of key.
+func (s *Store) remove(key string, sr *series) {
+	delete(s.keys, key)
+	s.index.Delete(s.index.Hash(key), sr.pos)
+	s.list[sr.pos] = nil
+	s.freePos = append(s.freePos, sr.pos)
 }
 
 // newSeries returns an empty series, reusing an evicted one if it can.
@@ -326,6 +431,8 @@ func (s *Store) release(sr *series) {
 	}
 	sr.ev.reset()
 	sr.bk.reset(maxFreeBuckets)
+	sr.key, sr.ik, sr.pos = "", InlineKey{}, 0
+	sr.later = [laterBits / 64]uint64{}
 	s.free = append(s.free, sr)
 }
 
@@ -399,22 +506,100 @@ func (s *Store) compute(sr *series, t int64, hi int, cur *Event, out []Stats) {
 	}
 }
 
+// computeNewest is compute for a window ending at or after sr's newest event (t >=
+// newest, so every exact event is at or before t), counting distinct values with the Distinct
+// bits instead of a hash set. cur, if not nil, is an event at t counted in every window
+// before those held; computeNewest returns the slot of the newest held event with cur's
+// non-zero Distinct value inside the longest window, whose bit cur will set, or -1.
+func (s *Store) computeNewest(sr *series, t int64, cur *Event, out []Stats) (same int) {
+	var cnt, sum, mx, dist int64
+	var want uint64 // cur's value, until its previous occurrence is found
+	same = -1
+	if cur != nil {
+		cnt, sum, mx = 1, cur.Amount, cur.Amount
+		if cur.Distinct != 0 {
+			dist, want = 1, cur.Distinct
+		}
+	}
+	buf := sr.ev.buf
+	i := sr.ev.n - 1 // logical index of the next exact event to take
+	j := 0           // its physical index
+	if i >= 0 {
+		j = sr.ev.phys(i)
+	}
+	bhi := sr.bk.upper(t) // every bucket, as they end before the oldest exact event
+	lim := bhi
+	for k, d := range s.durMs {
+		lower := subSat(t, d)
+		for ; i >= 0; i-- {
+			e := &buf[j]
+			if e.TS <= lower {
+				break
+			}
+			if cnt == 0 || e.Amount > mx {
+				mx = e.Amount
+			}
+			cnt++
+			sum += e.Amount
+			if e.Distinct != 0 {
+				if e.Distinct == want { // cur is a later event of this value
+					same, want = j, 0
+				} else if !sr.hasLater(j) {
+					dist++
+				}
+			}
+			if j--; j < 0 {
+				j = len(buf) - 1
+			}
+		}
+		st := Stats{Count: cnt, Sum: sum, Max: mx, Distinct: dist}
+		if bhi > 0 {
+			a := sr.bk.start(lower, lim)
+			lim = a
+			if a < bhi {
+				bc, bsum, bmax := sr.bk.aggregate(a, bhi)
+				if st.Count == 0 || bmax > st.Max {
+					st.Max = bmax
+				}
+				st.Count += bc
+				st.Sum += bsum
+			}
+		}
+		out[s.order[k]] = st
+	}
+	return same
+}
+
 // insert adds ev to sr at logical position p (sr.upper(ev.TS)), folding the oldest exact
 // event into a bucket when the buffer is full, and drops buckets that left every window.
+// It keeps the Distinct bits: the new event's is clear when it is the newest, and they are
+// all recomputed when it is not or when the buffer grows.
 func (s *Store) insert(sr *series, ev Event, p int) {
 	newest := ev.TS
 	if sr.ev.n > 0 {
 		newest = max(newest, sr.newest())
 	}
+	appended := p == sr.ev.n
 	if sr.ev.n < s.maxEvents {
+		size := len(sr.ev.buf)
 		sr.ev.reserve(s.maxEvents)
 		sr.ev.insert(p, ev)
+		if appended && size == len(sr.ev.buf) {
+			sr.clearLater(sr.ev.phys(p))
+		} else {
+			sr.markLater(&s.set)
+		}
 	} else if p == 0 {
 		// Earlier than every buffered event: it goes straight to its bucket.
 		s.fold(sr, ev, newest)
 	} else {
 		s.fold(sr, sr.ev.popFront(), newest)
 		sr.ev.insert(p-1, ev)
+		if appended {
+			sr.clearLater(sr.ev.phys(p - 1))
+		} else {
+			sr.markLater(&s.set)
+		}
 	}
 	if sr.bk.n() > 0 {
 		sr.bk.dropUpTo(subSat(newest, s.maxDurMs))
@@ -491,8 +676,10 @@ func (s *Store) EvictOldest(keep int) int {
 		return 0
 	}
 	newest := make([]int64, 0, len(s.keys))
-	for _, sr := range s.keys {
-		newest = append(newest, sr.newest())
+	for pos, sr := range s.list {
+		if sr != nil {
+			newest = append(newest, s.newestAt[pos])
+		}
 	}
 	slices.Sort(newest)
 	cutoff := newest[excess-1]
@@ -504,10 +691,13 @@ func (s *Store) EvictOldest(keep int) int {
 func (s *Store) evictUpTo(cutoff int64) int {
 	evicted := 0
 	lowest := int64(math.MaxInt64)
-	for k, sr := range s.keys {
-		nw := sr.newest()
+	for pos, sr := range s.list {
+		if sr == nil {
+			continue
+		}
+		nw := s.newestAt[pos]
 		if nw <= cutoff {
-			delete(s.keys, k)
+			s.remove(sr.key, sr)
 			s.release(sr)
 			evicted++
 			continue

@@ -138,7 +138,7 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-// bundled returns a scorer of the bundled model (100 trees, depth 6) and evals holding the
+// bundled returns a scorer of the bundled model (models/default) and evals holding the
 // parity fixture's rows.
 func bundled(t testing.TB, cfg Config) (pipeline.Scorer, []*pipeline.Eval) {
 	t.Helper()
@@ -185,7 +185,7 @@ func TestScoreAllocatesNothing(t *testing.T) {
 	}
 }
 
-// BenchmarkScore is one score of the bundled model (100 trees, depth 6), no explanation.
+// BenchmarkScore is one score of the bundled model (models/default), no explanation.
 func BenchmarkScore(b *testing.B) {
 	s, evs := bundled(b, Config{Review: threshold(b, "1"), Decline: threshold(b, "1")})
 	b.ReportAllocs()

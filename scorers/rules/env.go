@@ -102,6 +102,9 @@ type compiler struct {
 	// fastNodes counts the comparisons the fast path took over.
 	noFastPath bool
 	fastNodes  int
+	// planned collects the fast comparisons of the program being planned, by expression
+	// id, for its native form (native.go).
+	planned map[int64]*compareNode
 }
 
 // newCompiler declares the transaction fields and every feature of schema whose name is a
@@ -137,6 +140,13 @@ func newCompiler(schema *pipeline.FeatureSchema) (*compiler, error) {
 // compile type-checks one expression, bounds its cost and plans its program. The error is
 // a one-line description without file or line, for the caller to place.
 func (c *compiler) compile(expr string) (cel.Program, error) {
+	prg, _, err := c.compileRule(expr)
+	return prg, err
+}
+
+// compileRule is compile that also returns the expression's native form, or nil when it
+// has none (see native.go).
+func (c *compiler) compileRule(expr string) (cel.Program, *native, error) {
 	ast, iss := c.env.Compile(expr)
 	if iss.Err() != nil {
 		msgs := make([]string, 0, len(iss.Errors()))
@@ -147,20 +157,20 @@ func (c *compiler) compile(expr string) (cel.Program, error) {
 			}
 			msgs = append(msgs, strings.ReplaceAll(msg, "\n", " "))
 		}
-		return nil, errors.New(strings.Join(msgs, "; "))
+		return nil, nil, errors.New(strings.Join(msgs, "; "))
 	}
 	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) {
-		return nil, fmt.Errorf("has type %s, want bool", t)
+		return nil, nil, fmt.Errorf("has type %s, want bool", t)
 	}
 	est, err := c.env.EstimateCost(ast, sizeEstimator{})
 	if err != nil {
-		return nil, fmt.Errorf("estimating cost: %v", err)
+		return nil, nil, fmt.Errorf("estimating cost: %v", err)
 	}
 	if est.Max > MaxCost {
 		if est.IsUnknown() {
-			return nil, fmt.Errorf("cost cannot be bounded (limit %d)", MaxCost)
+			return nil, nil, fmt.Errorf("cost cannot be bounded (limit %d)", MaxCost)
 		}
-		return nil, fmt.Errorf("estimated cost up to %d, over the limit of %d", est.Max, MaxCost)
+		return nil, nil, fmt.Errorf("estimated cost up to %d, over the limit of %d", est.Max, MaxCost)
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if !c.noFastPath {
@@ -169,11 +179,17 @@ func (c *compiler) compile(expr string) (cel.Program, error) {
 	if est.Max > maxUntrackedCost {
 		opts = append(opts, cel.CostLimit(MaxCost))
 	}
+	c.planned = map[int64]*compareNode{}
+	defer func() { c.planned = nil }()
 	prg, err := c.env.Program(ast, opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return prg, nil
+	var nat *native
+	if !c.noFastPath && est.Max <= maxUntrackedCost {
+		nat = c.native(ast.NativeRep().Expr(), 0)
+	}
+	return prg, nat, nil
 }
 
 // sizeEstimator tells the cost estimator how long the transaction's strings can be: decoding

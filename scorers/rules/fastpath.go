@@ -141,55 +141,64 @@ func (n *compareNode) Exec(frame *interpreter.ExecutionFrame) ref.Val {
 	if !ok {
 		return n.InterpretableV2.Exec(frame)
 	}
+	r, ok := n.test(a)
+	if !ok {
+		return n.InterpretableV2.Exec(frame)
+	}
+	return types.Bool(r)
+}
+
+// test compares the operands; ok is false when it cannot read one of them, and CEL must.
+func (n *compareNode) test(a *activation) (r, ok bool) {
 	var c int
 	switch {
 	case !n.l.isInt && !n.r.isInt:
 		x, okx := n.l.double(a)
 		y, oky := n.r.double(a)
 		if !okx || !oky {
-			return n.InterpretableV2.Exec(frame)
+			return false, false
 		}
 		if math.IsNaN(x) || math.IsNaN(y) {
-			return types.False
+			return false, true
 		}
 		c = compareDoubles(x, y)
 	case n.l.isInt && n.r.isInt:
 		x, okx := n.l.int(a)
 		y, oky := n.r.int(a)
 		if !okx || !oky {
-			return n.InterpretableV2.Exec(frame)
+			return false, false
 		}
 		c = compareInts(x, y)
 	case !n.l.isInt:
 		x, okx := n.l.double(a)
 		y, oky := n.r.int(a)
 		if !okx || !oky {
-			return n.InterpretableV2.Exec(frame)
+			return false, false
 		}
 		if math.IsNaN(x) {
-			return types.False
+			return false, true
 		}
 		c = compareDoubleInt(x, y)
 	default:
 		x, okx := n.l.int(a)
 		y, oky := n.r.double(a)
 		if !okx || !oky {
-			return n.InterpretableV2.Exec(frame)
+			return false, false
 		}
 		if math.IsNaN(y) {
-			return types.False
+			return false, true
 		}
 		c = -compareDoubleInt(y, x)
 	}
 	switch n.op {
 	case opLess:
-		return types.Bool(c < 0)
+		return c < 0, true
 	case opLessEq:
-		return types.Bool(c <= 0)
+		return c <= 0, true
 	case opGreater:
-		return types.Bool(c > 0)
+		return c > 0, true
 	}
-	return types.Bool(c >= 0)
+	return c >= 0, true
 }
 
 // Eval implements the legacy Interpretable interface through Exec.
@@ -246,7 +255,11 @@ func (c *compiler) fastPath() interpreter.InterpretableDecoratorV2 {
 			return i, nil
 		}
 		c.fastNodes++
-		return &compareNode{InterpretableV2: i, op: ov.op, l: l, r: r}, nil
+		n := &compareNode{InterpretableV2: i, op: ov.op, l: l, r: r}
+		if c.planned != nil {
+			c.planned[i.ID()] = n
+		}
+		return n, nil
 	}
 }
 

@@ -100,8 +100,9 @@ type Rule struct {
 // every partition's scorer.
 type compiledRule struct {
 	Rule
-	prg cel.Program
-	hit pipeline.Hit
+	prg    cel.Program
+	native *native // the program's native form, or nil (native.go)
+	hit    pipeline.Hit
 }
 
 // RuleSet is a compiled rule file. It is the pipeline.ScorerFactory of the rules: each
@@ -185,15 +186,16 @@ func Parse(name string, data []byte, schema *pipeline.FeatureSchema) (*RuleSet, 
 		if !ok {
 			continue
 		}
-		prg, err := c.compile(r.Expr)
+		prg, nat, err := c.compileRule(r.Expr)
 		if err != nil {
 			f.errorf(r.exprLine, "%sexpr: %v", what, err)
 			continue
 		}
 		rs.rules = append(rs.rules, compiledRule{
-			Rule: r.Rule,
-			prg:  prg,
-			hit:  pipeline.Hit{Outcome: r.Action.Outcome(), Reason: r.Reason},
+			Rule:   r.Rule,
+			prg:    prg,
+			native: nat,
+			hit:    pipeline.Hit{Outcome: r.Action.Outcome(), Reason: r.Reason},
 		})
 	}
 	if err := f.err(); err != nil {

@@ -48,12 +48,19 @@ func (s *scorer) Score(ev *pipeline.Eval) {
 	s.counts.evaluated.Add(1)
 	for i := range s.rules {
 		r := &s.rules[i]
-		out, _, err := r.prg.Eval(s.act)
-		if err != nil {
-			s.counts.rules[i].errors.Add(1)
-			continue
+		fired, ok := false, false
+		if r.native != nil {
+			fired, ok = r.native.eval(s.act)
 		}
-		if out != types.True {
+		if !ok {
+			out, _, err := r.prg.Eval(s.act)
+			if err != nil {
+				s.counts.rules[i].errors.Add(1)
+				continue
+			}
+			fired = out == types.True
+		}
+		if !fired {
 			continue
 		}
 		if r.Shadow {

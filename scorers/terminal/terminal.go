@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/fraudpipe/fraudpipe/pipeline"
+	"github.com/fraudpipe/fraudpipe/pipeline/window"
 )
 
 // Config sets the delay and the windows.
@@ -46,6 +47,7 @@ func DefaultConfig() Config {
 type key struct {
 	merchant bool
 	id       string
+	t        int32 // index in Scorer.list
 }
 
 // entry is one transaction of a terminal.
@@ -58,6 +60,76 @@ type entry struct {
 type term struct {
 	entries []entry
 	frauds  []int64 // event times of its transactions known to be fraud, sorted
+	key     string  // the terminal (or merchant) id
+	merch   bool    // key is a merchant id
+	ik      window.InlineKey
+
+	// Where the last windows ended: hint[k] is the number of entries, and fhint[k] of
+	// frauds, at or before boundary k (0: the end of the windows, t-delay; 1+w: the start
+	// of window w) of the terminal's previous transaction. Event time mostly moves forward,
+	// so each boundary is found next to its hint, in a cache line or two, instead of by a
+	// binary search over the history. A hint is only a starting point: a wrong one costs a
+	// search, never a wrong count.
+	hint, fhint [hinted]int32
+}
+
+// hinted is how many window boundaries keep a hint: the end and the starts of the first
+// three windows. Further windows are found by binary search.
+const hinted = 4
+
+// upperEntries returns the number of t's entries with ts <= x, x being boundary k.
+func (t *term) upperEntries(k int, x int64) int {
+	if k >= hinted {
+		return upper(t.entries, x)
+	}
+	es := t.entries
+	i := int(t.hint[k])
+	if i > len(es) {
+		i = len(es)
+	}
+	if i > 0 && es[i-1].ts > x {
+		i = upper(es[:i-1], x) // the boundary moved back: an earlier transaction
+	} else {
+		end := min(i+8, len(es))
+		for i < end && es[i].ts <= x {
+			i++
+		}
+		if i == end && i < len(es) && es[i].ts <= x {
+			i += upper(es[i:], x) // a long way forward: after a pause of the terminal
+		}
+	}
+	t.hint[k] = int32(i)
+	return i
+}
+
+// upperFrauds returns the number of t's frauds at or before x, x being boundary k.
+func (t *term) upperFrauds(k int, x int64) int {
+	fs := t.frauds
+	if len(fs) == 0 {
+		return 0
+	}
+	if k >= hinted {
+		return upperTS(fs, x)
+	}
+	i := int(t.fhint[k])
+	if i > len(fs) {
+		i = len(fs)
+	}
+	if i > 0 && fs[i-1] > x {
+		i = upperTS(fs[:i-1], x)
+	} else {
+		i += upperTS(fs[i:], x)
+	}
+	t.fhint[k] = int32(i)
+	return i
+}
+
+// dropped moves the hints back after the n oldest entries and m oldest frauds were removed.
+func (t *term) dropped(n, m int) {
+	for k := range t.hint {
+		t.hint[k] = max(t.hint[k]-int32(n), 0)
+		t.fhint[k] = max(t.fhint[k]-int32(m), 0)
+	}
 }
 
 // ref locates a transaction for its feedback. It holds no pointer, so the garbage
@@ -75,13 +147,12 @@ type Scorer struct {
 	horizon  int64   // delay + the longest window: older entries are dropped
 	features []int   // count indices then risk indices
 
-	terms    map[string]int32 // terminal id → index in list
-	merch    map[string]int32 // merchant id (a transaction without terminal) → index in list
-	list     []*term          // terminals by index; nil where freed
-	free     []int32          // freed indices of list
-	byID     map[uint64]ref
-	maxTS    int64 // newest event time added
-	nextTrim int64 // event time of the next sweep over every terminal
+	keys     window.Index // terminal id, or merchant id for a transaction without terminal → index in list
+	list     []*term      // terminals by index; nil where freed
+	free     []int32      // freed indices of list
+	byID     idTable      // hash of a transaction id → where it is held
+	maxTS    int64        // newest event time added
+	nextTrim int64        // event time of the next sweep over every terminal
 
 	// Stats, for tests and metrics.
 	unknownFeedback int64
@@ -98,9 +169,6 @@ func New(cfg Config, schema *pipeline.FeatureSchema) (*Scorer, error) {
 	}
 	s := &Scorer{
 		delay: cfg.Delay.Milliseconds(),
-		terms: map[string]int32{},
-		merch: map[string]int32{},
-		byID:  map[uint64]ref{},
 	}
 	for i, w := range cfg.Windows {
 		if w <= 0 || (i > 0 && w <= cfg.Windows[i-1]) {
@@ -154,12 +222,23 @@ func idHash(id string) uint64 {
 
 // Score writes the features of tx into dst and adds tx to its terminal's history.
 func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
-	keys, id := s.terms, tx.TerminalID
+	// Look the transaction id up first: the table is large and its line is likely a cache
+	// miss, which the CPU can then wait for while it finds the terminal.
+	h := idHash(tx.ID)
+	seen := false
+	if !late {
+		_, seen = s.byID.find(h)
+	}
+	id, merch := tx.TerminalID, false
 	if id == "" {
-		keys, id = s.merch, tx.MerchantID
+		id, merch = tx.MerchantID, true
 	}
 	var t *term
-	ti, known := keys[id]
+	kh := s.keys.Hash(id)
+	ti, known := s.keys.Find(kh, func(i int32) bool {
+		t := s.list[i]
+		return t.merch == merch && t.ik.Is(id, t.key)
+	})
 	if known {
 		t = s.list[ti]
 	}
@@ -168,12 +247,12 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 		clear(dst)
 	} else {
 		hi := tx.TS - s.delay
-		ih := upper(t.entries, hi)
-		fh := upperTS(t.frauds, hi)
+		ih := t.upperEntries(0, hi)
+		fh := t.upperFrauds(0, hi)
 		for w, n := range s.windows {
 			lo := hi - n
-			count := ih - upper(t.entries, lo)
-			frauds := fh - upperTS(t.frauds, lo)
+			count := ih - t.upperEntries(1+w, lo)
+			frauds := fh - t.upperFrauds(1+w, lo)
 			dst[w] = float64(count)
 			if count > 0 {
 				dst[nw+w] = float64(frauds) / float64(count)
@@ -182,20 +261,17 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 			}
 		}
 	}
-	if late {
-		return
-	}
-	h := idHash(tx.ID)
-	if _, seen := s.byID[h]; seen {
-		return // a redelivery: counted once
+	if late || seen {
+		return // late: not added; seen: a redelivery, counted once
 	}
 	if t == nil {
-		t = &term{}
+		t = newTerm(strings.Clone(id), merch, 0)
 		ti = s.alloc(t)
-		keys[strings.Clone(id)] = ti
+		s.keys.Insert(kh, ti)
 	}
 	t.add(entry{ts: tx.TS, id: h})
-	s.byID[h] = ref{t: ti, ts: tx.TS}
+	s.byID.reserve()
+	s.byID.add(newSlot(h, ref{t: ti, ts: tx.TS}))
 	if tx.TS > s.maxTS {
 		s.maxTS = tx.TS
 	}
@@ -205,12 +281,11 @@ func (s *Scorer) Score(tx *pipeline.Transaction, late bool, dst []float64) {
 	}
 }
 
-// indexOf returns the list index of a key.
-func (s *Scorer) indexOf(k key) int32 {
-	if k.merchant {
-		return s.merch[k.id]
-	}
-	return s.terms[k.id]
+// newTerm returns an empty terminal history, with room for n entries.
+func newTerm(id string, merch bool, n int) *term {
+	t := &term{key: id, merch: merch, entries: make([]entry, 0, n)}
+	t.ik.Set(id)
+	return t
 }
 
 // alloc gives t an index in list.
@@ -272,26 +347,26 @@ func (s *Scorer) trim(t *term) {
 	}
 	n := 0
 	for n < len(t.entries) && t.entries[n].ts <= cut {
-		delete(s.byID, t.entries[n].id)
+		s.byID.delete(t.entries[n].id)
 		n++
 	}
 	t.entries = t.entries[n:] // the array's front is reclaimed when append reallocates
-	if m := upperTS(t.frauds, cut); m > 0 {
-		t.frauds = t.frauds[m:]
-	}
+	m := upperTS(t.frauds, cut)
+	t.frauds = t.frauds[m:]
+	t.dropped(n, m)
 }
 
 // sweep trims every terminal, once a day of event time, so idle terminals are forgotten.
 func (s *Scorer) sweep() {
-	for _, keys := range []map[string]int32{s.terms, s.merch} {
-		for k, i := range keys {
-			t := s.list[i]
-			s.trim(t)
-			if len(t.entries) == 0 {
-				delete(keys, k)
-				s.list[i] = nil
-				s.free = append(s.free, i)
-			}
+	for i, t := range s.list {
+		if t == nil {
+			continue
+		}
+		s.trim(t)
+		if len(t.entries) == 0 {
+			s.keys.Delete(s.keys.Hash(t.key), int32(i))
+			s.list[i] = nil
+			s.free = append(s.free, int32(i))
 		}
 	}
 	s.nextTrim = s.maxTS + day.Milliseconds()
@@ -300,7 +375,7 @@ func (s *Scorer) sweep() {
 // Feedback marks a transaction as fraud (or, for a verdict reversed, as not fraud).
 func (s *Scorer) Feedback(fb *pipeline.Feedback) {
 	id := idHash(fb.ID)
-	r, ok := s.byID[id]
+	r, ok := s.byID.get(id)
 	if !ok {
 		s.unknownFeedback++
 		return
@@ -309,7 +384,7 @@ func (s *Scorer) Feedback(fb *pipeline.Feedback) {
 		return
 	}
 	r.fraud = fb.Fraud
-	s.byID[id] = r
+	s.byID.put(id, r)
 	t := s.list[r.t]
 	i := upperTS(t.frauds, r.ts)
 	if fb.Fraud {
@@ -327,12 +402,11 @@ func (s *Scorer) Snapshot() ([]byte, error) {
 	b = binary.AppendVarint(b, s.maxTS)
 	b = binary.AppendVarint(b, s.nextTrim)
 	b = binary.AppendVarint(b, s.unknownFeedback)
-	keys := make([]key, 0, len(s.terms)+len(s.merch))
-	for k := range s.terms {
-		keys = append(keys, key{id: k})
-	}
-	for k := range s.merch {
-		keys = append(keys, key{merchant: true, id: k})
+	keys := make([]key, 0, s.keys.Len())
+	for i, t := range s.list {
+		if t != nil {
+			keys = append(keys, key{merchant: t.merch, id: t.key, t: int32(i)})
+		}
 	}
 	slices.SortFunc(keys, func(a, b key) int {
 		if a.merchant != b.merchant {
@@ -345,7 +419,7 @@ func (s *Scorer) Snapshot() ([]byte, error) {
 	})
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
-		t := s.list[s.indexOf(k)]
+		t := s.list[k.t]
 		if k.merchant {
 			b = append(b, 1)
 		} else {
@@ -359,7 +433,7 @@ func (s *Scorer) Snapshot() ([]byte, error) {
 			b = binary.AppendVarint(b, e.ts-prev)
 			prev = e.ts
 			b = binary.LittleEndian.AppendUint64(b, e.id)
-			if s.byID[e.id].fraud {
+			if r, _ := s.byID.get(e.id); r.fraud {
 				b = append(b, 1)
 			} else {
 				b = append(b, 0)
@@ -394,7 +468,9 @@ func (s *Scorer) Restore(data []byte) error {
 		d = d[n:]
 		return v
 	}
-	s.terms, s.merch, s.byID, s.list, s.free = map[string]int32{}, map[string]int32{}, map[uint64]ref{}, nil, nil
+	s.list, s.free = nil, nil
+	s.keys.Reset()
+	s.byID.reset()
 	s.maxTS, s.nextTrim, s.unknownFeedback = varint(), varint(), varint()
 	nk := uvarint()
 	for range nk {
@@ -413,8 +489,13 @@ func (s *Scorer) Restore(data []byte) error {
 		if ne > uint64(len(d)) {
 			return errBad
 		}
-		t := &term{entries: make([]entry, 0, ne)}
+		kh := s.keys.Hash(k.id)
+		if _, dup := s.keys.Find(kh, func(i int32) bool { return s.list[i].merch == k.merchant && s.list[i].key == k.id }); dup {
+			return errBad
+		}
+		t := newTerm(k.id, k.merchant, int(ne))
 		ti := s.alloc(t)
+		s.keys.Insert(kh, ti)
 		prev := int64(0)
 		for range ne {
 			prev += varint()
@@ -425,15 +506,10 @@ func (s *Scorer) Restore(data []byte) error {
 			fraud := d[8] == 1
 			d = d[9:]
 			t.entries = append(t.entries, e)
-			s.byID[e.id] = ref{t: ti, ts: e.ts, fraud: fraud}
+			s.byID.put(e.id, ref{t: ti, ts: e.ts, fraud: fraud})
 			if fraud {
 				t.frauds = append(t.frauds, e.ts)
 			}
-		}
-		if k.merchant {
-			s.merch[k.id] = ti
-		} else {
-			s.terms[k.id] = ti
 		}
 	}
 	if d == nil || len(d) != 0 {

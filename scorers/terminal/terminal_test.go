@@ -118,8 +118,8 @@ func TestHistoryBeyondTheHorizonIsForgotten(t *testing.T) {
 	}
 	// 40 days later, past 7 + 30 days: every old terminal goes at the next sweep.
 	score(s, tx("new", "X", t0+40*dayMs))
-	if len(s.terms) != 1 || len(s.byID) != 1 {
-		t.Errorf("after the horizon: %d terminals, %d ids held, want 1 and 1", len(s.terms), len(s.byID))
+	if s.keys.Len() != 1 || s.byID.len() != 1 {
+		t.Errorf("after the horizon: %d terminals, %d ids held, want 1 and 1", s.keys.Len(), s.byID.len())
 	}
 }
 
