@@ -20,7 +20,7 @@ type NATSSource struct {
 	Token         Secret   `yaml:"token" doc:"Authentication token for an external server; write ${NATS_TOKEN}, never the token itself."`
 	Stream        string   `yaml:"stream" default:"TXN" doc:"JetStream stream name; created when missing."`
 	Subject       string   `yaml:"subject" default:"txn" doc:"Subject prefix: producers publish on <subject>.in (or <subject>.in.<card_id> when partitioned)."`
-	Partitions    int      `yaml:"partitions" default:"0" doc:"Key partitions of the stream by JetStream subject mapping (<subject>.<p>.<card_id>), for scale-out; 0: one unpartitioned subject. Fixed for a deployment."`
+	Partitions    int      `yaml:"partitions" default:"0" doc:"Key partitions of the stream by JetStream subject mapping (<subject>.in.<card_id> stored on <subject>.<p>), for scale-out; 0: one unpartitioned subject. Fixed for a deployment."`
 	Replicas      int      `yaml:"replicas" default:"0" doc:"Copies of the stream in a NATS cluster (1, 3 or 5) when fraudpipe creates it or changes it; 0: 1 for a new stream, and an existing stream's count is left as it is."`
 	Durable       string   `yaml:"durable" default:"fraudpipe" doc:"Durable consumer name; instances sharing one name share its position."`
 	AckWait       Duration `yaml:"ack_wait" default:"2m" doc:"How long the server waits for an acknowledgement before redelivering; must exceed checkpoint.interval, since messages are acknowledged only when a checkpoint covers them."`

@@ -90,7 +90,39 @@ func TestPartitionsAndSeekGroups(t *testing.T) {
 	if _, err := Open(context.Background(), Options{Conn: nc, Durable: "c", Partitions: []int{4}}); err == nil || !strings.Contains(err.Error(), "partition 4 does not exist") {
 		t.Errorf("partition 4 of 4: %v", err)
 	}
-	if _, err := Open(context.Background(), Options{Conn: nc, Durable: "c", Partitions: []int{1}, FilterSubjects: []string{"txn.1.>"}}); err == nil {
+	if _, err := Open(context.Background(), Options{Conn: nc, Durable: "c", Partitions: []int{1}, FilterSubjects: []string{"txn.1"}}); err == nil {
 		t.Error("partitions and filter subjects together were accepted")
+	}
+}
+
+// TestLegacyPartitionedStream: a stream of an earlier release, which stored each message on
+// txn.<p>.<card>, is accepted as it is by EnsureStream and read by partition.
+func TestLegacyPartitionedStream(t *testing.T) {
+	_, nc, js := testServer(t)
+	o := StreamOptions{Partitions: 4}
+	if _, err := js.CreateStream(context.Background(), legacyConfig(o)); err != nil {
+		t.Fatal(err)
+	}
+	st := ensure(t, js, o)
+	if d := st.CachedInfo().Config.SubjectTransform.Destination; !strings.HasSuffix(d, ".{{wildcard(1)}}") {
+		t.Fatalf("EnsureStream changed the transform of an existing stream to %s", d)
+	}
+	lines := genLines(800, 40)
+	publishLines(t, js, lines, true)
+	all := readN(t, open(t, nc, Options{Durable: "all"}), len(lines))
+	var want int
+	for _, m := range all {
+		if m.Partition == 2 {
+			want++
+		}
+	}
+	got := readN(t, open(t, nc, Options{Durable: "two", Partitions: []int{2}}), want)
+	for _, m := range got {
+		if m.Partition != 2 {
+			t.Fatalf("partition %d from a source of partition 2", m.Partition)
+		}
+	}
+	if _, err := EnsureStream(context.Background(), js, StreamOptions{Partitions: 8}); err == nil {
+		t.Error("an earlier release's stream of 4 partitions was accepted for 8")
 	}
 }

@@ -49,10 +49,10 @@ type Options struct {
 	// a stream and split its partitions need a durable each.
 	Durable string
 	// FilterSubjects restricts the consumer to these subjects, e.g. the partitions
-	// "txn.0.>" and "txn.1.>" of one instance; default: the whole stream.
+	// "txn.0" and "txn.1" of one instance; default: the whole stream.
 	FilterSubjects []string
 	// Partitions are the stream partitions this source reads, for an instance that shares
-	// a partitioned stream with others: the consumer's filter is <prefix>.<p>.> for each
+	// a partitioned stream with others: the consumer's filter is <prefix>.<p> for each
 	// (FilterSubjects must be empty), and GroupPositions reports each one's position.
 	Partitions []int
 	// AckWait is how long the server waits for an acknowledgement before it redelivers.
@@ -108,7 +108,7 @@ func (o Options) withDefaults() Options {
 // implements pipeline.Source, pipeline.Positioner and pipeline.Committer.
 //
 // A message's position is its stream sequence and its partition the <p> of a partitioned
-// stream's subject <prefix>.<p>.<key> (0 for an unpartitioned stream). The source's
+// stream's subject <prefix>.<p> (0 for an unpartitioned stream). The source's
 // position is the highest stream sequence it has returned; a message delivered again at
 // or below it (a redelivery after AckWait) is dropped, so the engine never sees one twice
 // in a process's life.
@@ -208,13 +208,19 @@ func Open(ctx context.Context, o Options) (*Source, error) {
 			s.closeConn()
 			return nil, fmt.Errorf("nats source: stream %s is not partitioned (no subject mapping to <subject>.<p>.<key>), so instances cannot share it: create it with partitions set", o.Stream)
 		}
-		parts := partitionCount(st.CachedInfo().Config)
+		cfg := st.CachedInfo().Config
+		parts := partitionCount(cfg)
+		owned := map[int]bool{}
 		for _, p := range o.Partitions {
 			if p < 0 || (parts > 0 && p >= parts) {
 				s.closeConn()
 				return nil, fmt.Errorf("nats source: stream %s has %d partitions; partition %d does not exist", o.Stream, parts, p)
 			}
-			s.o.FilterSubjects = append(s.o.FilterSubjects, s.prefix+strconv.Itoa(p)+".>")
+			owned[p] = true
+			s.o.FilterSubjects = append(s.o.FilterSubjects, partitionFilter(cfg, s.prefix, p))
+		}
+		if parts > 0 && len(owned) == parts {
+			s.o.FilterSubjects = nil // every partition: the whole stream, unfiltered, is faster
 		}
 	}
 	// Until the first read, the position is what the durable consumer acknowledged, so a
