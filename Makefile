@@ -38,7 +38,7 @@ test: vet
 	scripts/install-python-deps
 	scripts/install-promtool
 	scripts/kinesalite install
-	scripts/with-postgres $(GO) test -race -count=1 ./...
+	scripts/with-postgres $(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 	$(MAKE) vulncheck
 
