@@ -216,3 +216,23 @@ func (bs *buckets) fold(e Event, horizon int64, limit int) {
 	bs.totSum += e.Amount
 	bs.push(bs.r.n-1, limit)
 }
+
+// addTo adds to st the buckets that lie entirely in the window after lower: [a, bhi),
+// where bhi is the end of the buckets before the window's end and lim the start of the
+// previous, shorter window's buckets. Windows are nested, so it returns a, the next
+// window's lim.
+func (bs *buckets) addTo(st *Stats, lower int64, lim, bhi int) int {
+	if bhi == 0 {
+		return lim
+	}
+	a := bs.start(lower, lim)
+	if a < bhi {
+		bc, bsum, bmax := bs.aggregate(a, bhi)
+		if st.Count == 0 || bmax > st.Max {
+			st.Max = bmax
+		}
+		st.Count += bc
+		st.Sum += bsum
+	}
+	return a
+}

@@ -488,20 +488,7 @@ func (s *Store) compute(sr *series, t int64, hi int, cur *Event, out []Stats) {
 			}
 		}
 		st := Stats{Count: cnt, Sum: sum, Max: mx, Distinct: dist}
-		if bhi > 0 {
-			// Buckets [a, bhi) lie entirely in the window. Windows are nested, so the
-			// next one's buckets start at or before a.
-			a := sr.bk.start(lower, lim)
-			lim = a
-			if a < bhi {
-				bc, bsum, bmax := sr.bk.aggregate(a, bhi)
-				if st.Count == 0 || bmax > st.Max {
-					st.Max = bmax
-				}
-				st.Count += bc
-				st.Sum += bsum
-			}
-		}
+		lim = sr.bk.addTo(&st, lower, lim, bhi)
 		out[s.order[k]] = st
 	}
 }
@@ -553,18 +540,7 @@ func (s *Store) computeNewest(sr *series, t int64, cur *Event, out []Stats) (sam
 			}
 		}
 		st := Stats{Count: cnt, Sum: sum, Max: mx, Distinct: dist}
-		if bhi > 0 {
-			a := sr.bk.start(lower, lim)
-			lim = a
-			if a < bhi {
-				bc, bsum, bmax := sr.bk.aggregate(a, bhi)
-				if st.Count == 0 || bmax > st.Max {
-					st.Max = bmax
-				}
-				st.Count += bc
-				st.Sum += bsum
-			}
-		}
+		lim = sr.bk.addTo(&st, lower, lim, bhi)
 		out[s.order[k]] = st
 	}
 	return same
